@@ -1,0 +1,28 @@
+"""dedup: clean and deduplicate scraped news corpora.
+
+The public API: :func:`clean` runs the whole pipeline; each stage is a function over polars frames
+that adds columns and drops no rows, usable alone.
+"""
+
+from .cluster import cluster_documents
+from .config import PipelineConfig, load_config
+from .errors import ConfigError, DedupError, InputError
+from .normalise import normalise, normalise_text
+from .pairs import find_pairs
+from .pipeline import Result, clean
+from .segment import segment
+
+__all__ = [
+    "clean",
+    "load_config",
+    "PipelineConfig",
+    "Result",
+    "normalise",
+    "normalise_text",
+    "segment",
+    "find_pairs",
+    "cluster_documents",
+    "DedupError",
+    "ConfigError",
+    "InputError",
+]

@@ -1,0 +1,399 @@
+"""Stage 1, normalise: repair encoding damage, quotes and whitespace, and keep a map back to the raw text.
+
+Each fixer is a pure ``str -> str`` function in the ordered registry :data:`FIXERS`; its name is the
+config value (``normalise.fixers``) and the word that appears in every recorded change. A text is
+repaired in paragraph units; after each fixer that changed a unit, a character diff (rapidfuzz
+opcodes) turns the change into records with raw offsets and updates the unit's boundary map, so every
+position in the normalised text maps back to a position in the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ftfy
+import numpy as np
+import polars as pl
+from rapidfuzz.distance import Levenshtein
+
+from . import schema as S
+from .config import NormaliseConfig
+
+# ---------------------------------------------------------------------------------------------
+# ftfy: mojibake, HTML entities, control characters
+# ---------------------------------------------------------------------------------------------
+
+# Curly quotes are correct text: ftfy's uncurl_quotes is off so that "Ukraine’s" stays as it is.
+FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, explain=True)
+_FTFY_CAN_ACT = re.compile(r"[^\t\n\x20-\x7e]|&")  # non-ASCII, a control character or an entity
+
+
+def ftfy_fix_and_detail(text: str) -> tuple[str, str]:
+    """ftfy's fix with the names of the steps that changed the text ("unescape_html, ...")."""
+    if not _FTFY_CAN_ACT.search(text):  # the cheap check: ftfy cannot change such text
+        return text, ""
+    fixed, steps = ftfy.fix_and_explain(text, FTFY_CONFIG)
+    names: list[str] = []
+    for action, arg in steps or []:
+        if action == "apply":
+            names.append(arg)
+        elif action == "encode":
+            names.append(f"decode {arg}")
+        elif action == "decode" and names and names[-1].startswith("decode "):
+            names[-1] += f" as {arg}"
+        else:
+            names.append(f"{action} {arg}")
+    return fixed, ", ".join(dict.fromkeys(names))
+
+
+def fix_ftfy(text: str) -> str:
+    """Fix mojibake, HTML entities and control characters with ftfy (curly quotes left alone).
+
+    >>> fix_ftfy("Ukraineâ€™s build-up &amp; more")
+    'Ukraine’s build-up & more'
+    >>> fix_ftfy("plain ASCII is returned as it is")
+    'plain ASCII is returned as it is'
+    """
+    return ftfy_fix_and_detail(text)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# quotes: glued, stray and mismatched curly quotes (what ftfy does not do)
+# ---------------------------------------------------------------------------------------------
+
+# What may follow an apostrophe inside a word: don’t, Ukraine’s, they’re, I’ve, we’ll, he’d, I’m.
+_CONTRACTION = re.compile(r"(?:s|t|re|ve|ll|d|m|n)(?![^\W\d_])", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _is_letter(ch: str) -> bool:
+    return bool(ch) and bool(_LETTER.match(ch))
+
+
+def _apostrophe_inside_word(text: str, i: int) -> bool:
+    """Whether the ’ at ``i``, between two letters, is an apostrophe (don’t, O’Brien, Ukraine’s)."""
+    if _CONTRACTION.match(text, i + 1):
+        return True
+    start = i
+    while start > 0 and _is_letter(text[start - 1]):
+        start -= 1
+    return i - start == 1 and text[start].isupper()  # O’Brien, D’Amato, L’Oréal
+
+
+def fix_quotes(text: str) -> str:
+    """Repair curly quotes that are glued to a word, stray, or closed by the wrong mark.
+
+    Correct text is left alone: apostrophes (Ukraine’s, don’t, ’90s, troops’) and matched pairs.
+
+    >>> fix_quotes("by imposing’substantial’ economic sanctions")
+    'by imposing ‘substantial’ economic sanctions'
+    >>> fix_quotes("the U.S. had’made it very clear to the Kremlin’ that")
+    'the U.S. had ‘made it very clear to the Kremlin’ that'
+    >>> fix_quotes("“If the new sanctions from Hell’ arrive, we will reply.”")
+    '“If the new sanctions from Hell arrive, we will reply.”'
+    >>> fix_quotes("Ukraine’s troops’ ‘joint action’ in the ’90s, don’t")
+    'Ukraine’s troops’ ‘joint action’ in the ’90s, don’t'
+    >>> fix_quotes("he said ‘no way” and left")
+    'he said ‘no way’ and left'
+    """
+    if not any(q in text for q in "‘’“”"):
+        return text
+    out: list[str] = []
+    single_open = False  # an unclosed ‘ so far
+    double_open = False  # an unclosed “ so far
+    low_open = False  # an unclosed „ so far
+    n = len(text)
+    for i, ch in enumerate(text):
+        prev = text[i - 1] if i else ""
+        nxt = text[i + 1] if i + 1 < n else ""
+        if ch == "‘":
+            if _is_letter(prev) and _is_letter(nxt):
+                if _CONTRACTION.match(text, i + 1):  # a mis-curled apostrophe: don‘t
+                    out.append("’")
+                    continue
+                out.append(" ‘")  # glued opener: said‘hello’
+            else:
+                out.append(ch)
+            single_open = True
+        elif ch == "’":
+            if _is_letter(prev) and _is_letter(nxt):
+                if _apostrophe_inside_word(text, i):
+                    out.append(ch)
+                elif single_open:  # glued closer: ‘substantial’economic
+                    out.append("’ ")
+                    single_open = False
+                elif _closer_ahead(text, i + 1):  # glued opener: imposing’substantial’
+                    out.append(" ‘")
+                    single_open = True
+                else:
+                    out.append(ch)
+            elif single_open and not _is_letter(nxt):
+                out.append(ch)  # closes the open ‘ (also after a plural: ‘the troops’)
+                single_open = False
+            elif _is_letter(prev) and not _is_letter(nxt) and not _possessive_or_elided(text, i):
+                # a closing mark with nothing open: stray, or closing an open “ with the wrong mark
+                if double_open and "”" not in text[i + 1 :]:
+                    out.append("”")
+                    double_open = False
+                else:
+                    out.append("")
+            else:
+                out.append(ch)
+        elif ch == "„":
+            out.append(ch)
+            low_open = True
+        elif ch == "“":
+            if low_open:  # „…“ (German, Polish, Czech…): here “ closes
+                out.append(ch)
+                low_open = False
+            else:
+                out.append(" “" if _is_letter(prev) else ch)
+                double_open = True
+        elif ch == "”":
+            if not double_open and single_open:
+                out.append("’")  # ‘no way” -> ‘no way’
+                single_open = False
+            else:
+                out.append("” " if _is_letter(nxt) else ch)
+                double_open = False
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _closer_ahead(text: str, start: int) -> bool:
+    """Whether a closing ’ (after a letter, before a non-letter) follows within the same sentence span."""
+    for m in re.finditer("’", text[start : start + 300]):
+        j = start + m.start()
+        if _is_letter(text[j - 1]) and not _is_letter(text[j + 1] if j + 1 < len(text) else ""):
+            return True
+        if _is_letter(text[j - 1]) and _is_letter(text[j + 1] if j + 1 < len(text) else ""):
+            continue
+    return False
+
+
+def _possessive_or_elided(text: str, i: int) -> bool:
+    """troops’ (plural possessive) and goin’ (dropped g) end with a ’ that closes nothing."""
+    return text[i - 1] in "sS" or text[max(0, i - 2) : i].lower() == "in"
+
+
+# ---------------------------------------------------------------------------------------------
+# whitespace: non-breaking and runaway spaces, trailing blanks
+# ---------------------------------------------------------------------------------------------
+
+_SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]")
+_INVISIBLE = re.compile(r"[\u200b\u2060\ufeff]")  # zero-width space, word joiner, stray BOM
+_RUN = re.compile(r"(?<=\S) {2,}(?=\S)")
+_TRAILING = re.compile(r"[ ]+$", re.MULTILINE)
+
+
+def fix_whitespace(text: str) -> str:
+    """Turn odd spaces into plain ones, collapse runs inside a line, strip line ends.
+
+    Leading indentation is kept (it marks paragraphs in wire copy); line breaks are kept.
+
+    >>> fix_whitespace("warn Putin of\\u00a0severe  consequences.\\u00a0 \\u00a0")
+    'warn Putin of severe consequences.'
+    >>> fix_whitespace("    Indented first line\\nsecond")
+    '    Indented first line\\nsecond'
+    """
+    text = _INVISIBLE.sub("", _SPACES.sub(" ", text))
+    return _TRAILING.sub("", _RUN.sub(" ", text))
+
+
+FIXERS: dict[str, Callable[[str], str]] = {
+    "ftfy": fix_ftfy,
+    "quotes": fix_quotes,
+    "whitespace": fix_whitespace,
+}
+# Fixers that can also say which of their own steps acted (used for the change records).
+_WITH_DETAIL: dict[str, Callable[[str], tuple[str, str]]] = {"ftfy": ftfy_fix_and_detail}
+
+
+# ---------------------------------------------------------------------------------------------
+# applying the fixers, with change records and the offset map
+# ---------------------------------------------------------------------------------------------
+
+CHANGE_DTYPE = pl.Struct(
+    {
+        "fixer": pl.String,
+        "detail": pl.String,
+        "raw_start": pl.Int64,
+        "raw_end": pl.Int64,
+        "before": pl.String,
+        "after": pl.String,
+    }
+)
+
+
+@dataclass
+class Normalised:
+    """The result for one text: the repaired text, its changes and its offset map."""
+
+    text: str
+    changes: list[dict] = field(default_factory=list)
+    anchor_norm: list[int] = field(default_factory=lambda: [0])
+    anchor_raw: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def fixes(self) -> list[str]:
+        return sorted({c["fixer"] for c in self.changes})
+
+    def to_raw(self, positions):
+        """Map positions in the normalised text to positions in the raw text."""
+        return map_offsets(self.anchor_norm, self.anchor_raw, positions)
+
+
+def map_offsets(anchor_norm, anchor_raw, positions):
+    """Map normalised positions to raw ones with the anchors of :func:`normalise_text`.
+
+    Between two anchors, positions advance one to one. Works on scalars and arrays.
+    """
+    an = np.asarray(anchor_norm, dtype=np.int64)
+    ar = np.asarray(anchor_raw, dtype=np.int64)
+    pos = np.asarray(positions, dtype=np.int64)
+    k = np.searchsorted(an, pos, side="right") - 1
+    k = np.clip(k, 0, len(an) - 1)
+    out = ar[k] + (pos - an[k])
+    return out if out.ndim else int(out)
+
+
+_UNIT_BREAK = re.compile(r"\n[ \t\u00a0]*\n")
+
+
+def _units(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Cut ``text`` into paragraph units (each keeps its trailing break), none over ``max_chars``."""
+    spans, start = [], 0
+    for m in _UNIT_BREAK.finditer(text):
+        spans.append((start, m.end()))
+        start = m.end()
+    if start < len(text) or not spans:
+        spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while e - s > max_chars:
+            cut = text.rfind("\n", s + 1, s + max_chars)
+            if cut <= s:
+                cut = text.rfind(" ", s + 1, s + max_chars)
+            cut = cut + 1 if cut > s else s + max_chars
+            out.append((s, cut))
+            s = cut
+        out.append((s, e))
+    return out
+
+
+def _compose(bounds: np.ndarray, opcodes, new_len: int) -> np.ndarray:
+    """Carry a boundary map (positions of the old text -> raw) over one edit (old -> new)."""
+    out = np.empty(new_len + 1, dtype=np.int64)
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag == "equal":
+            out[j1 : j2 + 1] = bounds[i1 : i2 + 1]
+        else:
+            # inside a replaced block, new positions advance with old ones as far as they can
+            k = np.arange(j2 - j1 + 1)
+            out[j1 : j2 + 1] = bounds[np.minimum(i1 + k, i2)]
+            out[j2] = bounds[i2]
+    return out
+
+
+def normalise_text(raw: str, config: NormaliseConfig | None = None) -> Normalised:
+    """Apply the configured fixers to one text; record each change with its raw offsets.
+
+    >>> r = normalise_text("It’s â€˜off-the-scaleâ€™.\\u00a0")
+    >>> r.text
+    'It’s ‘off-the-scale’.'
+    >>> r.fixes
+    ['ftfy', 'whitespace']
+    >>> r.to_raw([0, len(r.text)]).tolist()
+    [0, 26]
+    """
+    config = config or NormaliseConfig()
+    fixers = [(name, FIXERS[name]) for name in config.fixers]
+    pieces: list[str] = []
+    changes: list[dict] = []
+    anchor_norm: list[int] = [0]
+    anchor_raw: list[int] = [0]
+    norm_pos = 0
+    for start, end in _units(raw, config.max_unit_chars):
+        unit = raw[start:end]
+        cur, bounds = unit, None
+        for name, fix in fixers:
+            new, detail = _WITH_DETAIL[name](cur) if name in _WITH_DETAIL else (fix(cur), "")
+            if new == cur:
+                continue
+            if bounds is None:
+                bounds = np.arange(len(cur) + 1, dtype=np.int64)
+            ops = Levenshtein.opcodes(cur, new)
+            ops = [(o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in ops]
+            for _, i1, i2, j1, j2 in _merged_edits(ops):
+                changes.append(
+                    {
+                        "fixer": name,
+                        "detail": detail,
+                        "raw_start": start + int(bounds[i1]),
+                        "raw_end": start + int(bounds[i2]),
+                        "before": cur[i1:i2],
+                        "after": new[j1:j2],
+                    }
+                )
+            bounds = _compose(bounds, ops, len(new))
+            cur = new
+        if bounds is None:
+            _add_anchor(anchor_norm, anchor_raw, norm_pos, start)
+        else:
+            breaks = np.flatnonzero(np.diff(bounds) != 1) + 1
+            _add_anchor(anchor_norm, anchor_raw, norm_pos, start + int(bounds[0]))
+            for b in breaks.tolist():
+                _add_anchor(anchor_norm, anchor_raw, norm_pos + b, start + int(bounds[b]))
+        pieces.append(cur)
+        norm_pos += len(cur)
+    text = "".join(pieces)
+    return Normalised(text, changes, anchor_norm, anchor_raw)
+
+
+def _merged_edits(ops):
+    """Join edits that touch each other (an insert beside a replace) into one change."""
+    merged: list[list] = []
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            continue
+        if merged and merged[-1][2] == i1 and merged[-1][4] == j1:
+            merged[-1][2], merged[-1][4] = i2, j2
+        else:
+            merged.append([tag, i1, i2, j1, j2])
+    return merged
+
+
+def _add_anchor(an: list[int], ar: list[int], norm: int, raw: int) -> None:
+    """Append an anchor unless the offset it states is already implied by the last one."""
+    if ar[-1] + (norm - an[-1]) == raw:
+        return
+    if an[-1] == norm:
+        ar[-1] = raw
+        return
+    an.append(norm)
+    ar.append(raw)
+
+
+def normalise(frame: pl.DataFrame, config: NormaliseConfig | None = None, *, progress: bool = False) -> pl.DataFrame:
+    """The stage: add normalised text, fixes fired, changes and the offset map. Drops no rows.
+
+    ``progress`` shows a bar on stderr (the CLI turns it on for a terminal).
+    """
+    config = config or NormaliseConfig()
+    texts = frame[S.TEXT].to_list()
+    if progress:
+        from tqdm import tqdm
+
+        texts = tqdm(texts, desc="normalise", unit="doc", leave=False, file=sys.stderr)
+    results = [normalise_text(t or "", config) for t in texts]
+    return frame.with_columns(
+        pl.Series(S.TEXT_NORM, [r.text for r in results], dtype=pl.String),
+        pl.Series(S.NORM_FIXES, [r.fixes for r in results], dtype=pl.List(pl.String)),
+        pl.Series(S.NORM_CHANGES, [r.changes for r in results], dtype=pl.List(CHANGE_DTYPE)),
+        pl.Series(S.ANCHOR_NORM, [r.anchor_norm for r in results], dtype=pl.List(pl.Int64)),
+        pl.Series(S.ANCHOR_RAW, [r.anchor_raw for r in results], dtype=pl.List(pl.Int64)),
+    )

@@ -1,0 +1,165 @@
+"""Stage 3a, within-document repeats: caption-then-paraphrase pairs and repeated passages.
+
+Spinner sites print each photo caption twice, the original and then a machine paraphrase of it; they
+also repeat a quoted statement further down. Candidates are (a) passages whose MinHash signatures
+over character shingles share an LSH band, within one document, and (b) every pair of neighbouring
+passages (fragments skipped), since a caption's paraphrase follows it. Each candidate is verified with
+rapidfuzz and exact Jaccard. A pair is directed: the earlier passage is the original.
+
+Roles: ``original``; ``rewrite`` (a paraphrase); ``verbatim`` (the same words again). Pair kinds:
+``caption`` (neighbours) and ``repeat`` (apart). By default a caption rewrite and any verbatim copy are
+dropped from the cleaned text; a distant paraphrased repeat is reported and kept.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz
+
+from . import schema as S
+from .config import PairsConfig
+from .minhash import char_shingles, fold, jaccard, lsh_pairs, signatures
+
+PAIR_COLUMNS = {
+    S.P_PARTNER: pl.Int32,
+    S.P_PAIR_KIND: pl.String,
+    S.P_ROLE: pl.String,
+    S.P_SIMILARITY: pl.Float64,
+    S.P_JACCARD: pl.Float64,
+    S.P_ACTION: pl.String,
+    S.DROP_REASON: pl.String,
+}
+
+
+def similarity(a: str, b: str, *, processor=None, score_cutoff=None) -> float:
+    """Passage similarity 0-100, in rapidfuzz's scorer shape: token_sort_ratio of the folded texts.
+
+    Sorting the words forgives a paraphraser's reordered clauses; unlike token_set_ratio it still
+    counts the words that differ, so two parallel report lines that share a template score lower.
+    """
+    if processor is not None:
+        a, b = processor(a), processor(b)
+    return fuzz.token_sort_ratio(fold(a), fold(b), score_cutoff=score_cutoff)
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b", re.I)
+_NUMBER_WORDS = {w: str(k) for k, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers a passage states, thousands separators removed and number words as digits.
+
+    >>> sorted(numbers("80,000 - 100,000 troops, six cts, Su-30SM"))
+    ['100000', '30', '6', '80000']
+    """
+    out = set()
+    for m in _NUMBER.finditer(text):
+        token = m.group().lower()
+        token = _NUMBER_WORDS.get(token, token)
+        out.add(re.sub(r",(?=\d{3}\b)", "", token))
+    return out
+
+
+def numbers_agree(a: str, b: str, min_containment: float) -> bool:
+    """Whether two passages state the same numbers: a rewrite keeps its original's figures, while the
+    parallel lines of a table or a report ("Avg shrs 6.2 mln vs 5.6 mln", "Avg shrs 7.0 mln vs 5.6 mln")
+    share their wording but not their numbers. Passes when either passage states none.
+
+    >>> numbers_agree("some 94,000 troops on November 1", "94,000 soldiers, November 1", 0.6)
+    True
+    >>> numbers_agree("totaled 327.6 mln, compared to 295.5 mln", "totaled 596.6 mln, up from 526.8 mln", 0.6)
+    False
+    """
+    na, nb = numbers(a), numbers(b)
+    if not na or not nb:
+        return True
+    return len(na & nb) / min(len(na), len(nb)) >= min_containment
+
+
+def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], list[set]]:
+    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``)."""
+    folded = [fold(t) for t in passages[S.P_TEXT].to_list()]
+    eligible = (passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)
+    idx = np.flatnonzero(eligible.to_numpy())
+    shingles = [char_shingles(folded[i], config.shingle_chars) if eligible[i] else set() for i in range(len(folded))]
+    sig = signatures([shingles[i] for i in idx], config.num_perm, config.seed)
+    rows = passages[S.ROW].to_numpy()
+    lsh = lsh_pairs(sig, config.bands, config.rows, groups=rows[idx])
+    lsh = idx[lsh] if len(lsh) else np.empty((0, 2), dtype=np.int64)
+    # neighbours: consecutive eligible passages of the same document
+    same_doc = rows[idx[1:]] == rows[idx[:-1]]
+    neighbours = np.column_stack([idx[:-1][same_doc], idx[1:][same_doc]])
+    both = np.unique(np.vstack([lsh.reshape(-1, 2), neighbours.reshape(-1, 2)]), axis=0)
+    return both, folded, shingles
+
+
+def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.DataFrame:
+    """The stage: add partner, pair kind, role, similarity, Jaccard and action to every passage."""
+    config = config or PairsConfig()
+    n = passages.height
+    partner = [None] * n
+    kind: list[str | None] = [None] * n
+    role: list[str | None] = [None] * n
+    sim: list[float | None] = [None] * n
+    jac: list[float | None] = [None] * n
+    if config.enabled and n:
+        cands, folded, shingles = candidate_pairs(passages, config)
+        texts = passages[S.P_TEXT].to_list()
+        index = passages[S.P_INDEX].to_numpy()
+        eligible_pos = _neighbour_rank(passages, config)
+        accepted = []
+        for i, j in cands.tolist():
+            neighbours = eligible_pos[j] - eligible_pos[i] == 1
+            j_score = jaccard(shingles[i], shingles[j])
+            verbatim = folded[i] == folded[j]
+            s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
+            if neighbours:
+                ok = verbatim or (s >= config.caption_similarity and j_score >= config.caption_jaccard)
+            else:
+                ok = verbatim or (s >= config.repeat_similarity and j_score >= config.repeat_jaccard)
+            ok = ok and (verbatim or numbers_agree(texts[i], texts[j], config.number_containment))
+            ok = ok and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
+            if ok:
+                accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
+        # captions first, then the most similar; each later passage takes one earlier partner
+        for rank, neg_s, i, j, j_score, verbatim in sorted(accepted):
+            if role[j] is not None or role[i] in ("rewrite", "verbatim"):
+                continue
+            pair_kind = "caption" if rank == 0 else "repeat"
+            if role[i] == "original" and kind[i] != pair_kind:
+                continue  # an original belongs to one kind of pair
+            kind[i] = kind[j] = pair_kind
+            role[i], role[j] = "original", "verbatim" if verbatim else "rewrite"
+            partner[j] = int(index[i])
+            if partner[i] is None:
+                partner[i] = int(index[j])
+            sim[i] = sim[j] = -neg_s
+            jac[i] = jac[j] = j_score
+    action, reason = [], []
+    for k, r in zip(kind, role):
+        if r == "verbatim" and config.drop_verbatim_repeats:
+            action.append("drop")
+            reason.append(S.REASON_VERBATIM_REPEAT)
+        elif r == "rewrite" and k == "caption" and config.drop_rewrites:
+            action.append("drop")
+            reason.append(S.REASON_CAPTION_REWRITE)
+        else:
+            action.append("keep")
+            reason.append(None)
+    values = (partner, kind, role, sim, jac, action, reason)
+    return passages.with_columns(
+        [pl.Series(name, v, dtype=dtype) for (name, dtype), v in zip(PAIR_COLUMNS.items(), values)]
+    )
+
+
+def _neighbour_rank(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
+    """Position of each passage among the eligible passages of its document (fragments skipped)."""
+    eligible = ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
+    rank = np.cumsum(eligible) - 1
+    rows = passages[S.ROW].to_numpy()
+    # different documents must never look like neighbours: offset each document's ranks apart
+    doc_break = np.r_[0, np.cumsum(rows[1:] != rows[:-1])]
+    return rank + doc_break * (len(rank) + 2)

@@ -1,0 +1,261 @@
+"""The only place where stages are chained. Rows leave only here, each with a ``drop_reason``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import schema as S
+from .cluster import cluster_documents
+from .config import PipelineConfig
+from .io import INTERNAL, MALFORMED, read_input, write_frame, write_text
+from .normalise import normalise
+from .pairs import find_pairs
+from .segment import segment
+
+ANNOTATION_COLUMNS = [
+    S.DOC_ID, S.P_INDEX, S.P_START, S.P_END, S.P_NORM_START, S.P_NORM_END, S.P_KIND, S.P_WORDS, S.P_TEXT,
+    S.P_PAIR_KIND, S.P_ROLE, S.P_PARTNER, S.P_SIMILARITY, S.P_JACCARD, S.CLUSTER_ID, S.DUPLICATE_OF,
+    S.P_ACTION, S.DROP_REASON,
+]
+
+
+@dataclass
+class Result:
+    """What :func:`clean` returns: every input record, every passage, and the run's stats."""
+
+    documents: pl.DataFrame  # one row per input record, with drop_reason (null = kept)
+    passages: pl.DataFrame  # the per-passage annotations
+    stats: dict[str, Any]
+    config: PipelineConfig
+    input_format: str = "jsonl"
+    input_columns: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> pl.DataFrame:
+        return self.documents.filter(pl.col(S.DROP_REASON).is_null())
+
+    @property
+    def dropped(self) -> pl.DataFrame:
+        return self.documents.filter(pl.col(S.DROP_REASON).is_not_null())
+
+    def annotations(self) -> pl.DataFrame:
+        return self.passages.select(ANNOTATION_COLUMNS)
+
+    def cleaned_records(self) -> pl.DataFrame:
+        """The kept records as the user gave them, with the text field holding the cleaned text."""
+        return _user_records(self.kept, self.config, self.input_columns, S.TEXT_CLEAN)
+
+    def dropped_records(self) -> pl.DataFrame:
+        """Every dropped record as given, with why it was dropped and, for a copy, what it copies."""
+        frame = _user_records(self.dropped, self.config, self.input_columns, S.TEXT)
+        extra = self.dropped.select(
+            pl.col(S.DROP_REASON), pl.col(S.DUPLICATE_OF), pl.col(S.DUP_SIMILARITY), pl.col(S.SOURCE_LINE).alias("source_line"),
+            pl.col(MALFORMED).alias("error"),
+        )
+        return pl.concat([frame, extra], how="horizontal")
+
+    def report(self) -> str:
+        from .report import markdown_report
+
+        return markdown_report(self)
+
+    def write(self, out_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
+        """Write the cleaned corpus, ``dropped.*``, ``dropped_passages.*``, annotations, stats and report."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fmt = fmt or self.config.output.format
+        if fmt == "same":
+            fmt = self.input_format if self.input_format in ("jsonl", "parquet", "csv") else "jsonl"
+        ext = {"jsonl": "jsonl", "parquet": "parquet", "csv": "csv"}[fmt]
+        paths = {
+            "cleaned": out / f"cleaned.{ext}",
+            "dropped": out / f"dropped.{ext}",
+            "dropped_passages": out / f"dropped_passages.{ext}",
+            "annotations": out / "annotations.parquet",
+            "stats": out / "stats.json",
+            "report": out / "report.md",
+        }
+        write_frame(self.cleaned_records(), paths["cleaned"], fmt)
+        write_frame(self.dropped_records(), paths["dropped"], fmt)
+        write_frame(self.annotations().filter(pl.col(S.P_ACTION) == "drop"), paths["dropped_passages"], fmt)
+        write_frame(self.annotations(), paths["annotations"], "parquet")
+        import json
+
+        write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
+        write_text(paths["report"], self.report())
+        return paths
+
+
+def _user_records(frame: pl.DataFrame, config: PipelineConfig, input_columns: list[str], text_col: str) -> pl.DataFrame:
+    """Rebuild the user's own columns (id and text under their own names) from the document frame."""
+    id_field, text_field = config.input.id_field, config.input.text_field
+    cols = [pl.col(S.DOC_ID).alias(id_field)]
+    cols.append(pl.col(text_col).alias(text_field))
+    cols += [pl.col(c) for c in input_columns if c not in (id_field, text_field)]
+    return frame.select(cols)
+
+
+def _prepare_frame(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
+    """Bring a user's polars frame to the document-frame shape (as io does for files)."""
+    from .errors import InputError
+
+    tf, idf = config.input.text_field, config.input.id_field
+    if tf not in frame.columns:
+        raise InputError(
+            f"frame: no text column {tf!r}; columns present: {', '.join(frame.columns)}; set input.text_field"
+        )
+    n = frame.height
+    ids = (
+        frame[idf].cast(pl.String)
+        if idf in frame.columns
+        else pl.Series([None] * n, dtype=pl.String)
+    )
+    ids = pl.Series([i if i is not None else f"frame-{k}" for k, i in enumerate(ids.to_list())], dtype=pl.String)
+    base = pl.DataFrame(
+        {
+            S.ROW: pl.Series(range(n), dtype=pl.Int64),
+            S.SOURCE_LINE: pl.Series(range(1, n + 1), dtype=pl.Int64),
+            S.DOC_ID: ids,
+            S.TEXT: frame[tf].cast(pl.String),
+            S.DECODE_ERROR: pl.Series([False] * n, dtype=pl.Boolean),
+            MALFORMED: pl.Series([None] * n, dtype=pl.String),
+        }
+    )
+    others = [c for c in frame.columns if c not in (tf, idf) and c not in INTERNAL]
+    return pl.concat([base, frame.select(others)], how="horizontal") if others else base
+
+
+def clean_text(norm: str, spans: list[tuple[int, int, bool]]) -> str:
+    """The normalised text with dropped passages cut out, with the break that followed each.
+
+    ``spans`` are ``(norm_start, norm_end, dropped)`` of a document's passages in order.
+
+    >>> clean_text("A.\\n\\nB.\\n\\nC.", [(0, 2, False), (4, 6, True), (8, 10, False)])
+    'A.\\n\\nC.'
+    >>> clean_text("A.\\n\\nB.", [(0, 2, False), (4, 6, True)])
+    'A.'
+    """
+    if not any(d for _, _, d in spans):
+        return norm
+    pieces, pos = [], 0
+    for k, (s, e, dropped) in enumerate(spans):
+        if not dropped:
+            continue
+        if k + 1 < len(spans):
+            cut_end = spans[k + 1][0]  # up to the next passage: the break goes too
+            cut_start = s
+        else:
+            cut_end = len(norm)
+            cut_start = spans[k - 1][1] if k else s  # the last one: take the break before it
+        if cut_start < pos:
+            cut_start = pos
+        pieces.append(norm[pos:cut_start])
+        pos = max(pos, cut_end)
+    pieces.append(norm[pos:])
+    return "".join(pieces)
+
+
+def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Run every stage on a document frame; return documents, passages and stats."""
+    stats: dict[str, Any] = {"input": {"records": documents.height}}
+
+    def timed(name: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        stats.setdefault(name, {})["seconds"] = round(time.perf_counter() - t0, 4)
+        return out
+
+    docs = timed("normalise", normalise, documents, config.normalise, progress=progress)
+    fixes = docs[S.NORM_FIXES].explode().drop_nulls().value_counts(sort=True)
+    stats["normalise"].update(
+        documents_changed=int((docs[S.NORM_FIXES].list.len() > 0).sum()),
+        changes=int(docs[S.NORM_CHANGES].list.len().sum()),
+        documents_by_fixer={k: int(v) for k, v in fixes.iter_rows()},
+        decode_errors=int(docs[S.DECODE_ERROR].sum()),
+    )
+    malformed = docs[MALFORMED].is_not_null()
+    empty = ~malformed & (docs[S.TEXT_NORM].str.strip_chars().fill_null("") == "")
+    early_drop = pl.when(malformed).then(pl.lit(S.REASON_MALFORMED)).when(empty).then(pl.lit(S.REASON_EMPTY))
+    docs = docs.with_columns(early_drop.otherwise(None).alias(S.DROP_REASON))
+    live = docs.filter(pl.col(S.DROP_REASON).is_null())
+
+    passages = timed("segment", segment, live, config.segment)
+    stats["segment"].update(
+        passages=passages.height,
+        by_kind={k: int(v) for k, v in passages[S.P_KIND].value_counts(sort=True).iter_rows()},
+    )
+    passages = timed("pairs", find_pairs, passages, config.pairs)
+    roles = passages.filter(pl.col(S.P_ROLE).is_not_null())
+    stats["pairs"].update(
+        caption_pairs=int(((roles[S.P_PAIR_KIND] == "caption") & (roles[S.P_ROLE] != "original")).sum()),
+        repeats=int(((roles[S.P_PAIR_KIND] == "repeat") & (roles[S.P_ROLE] != "original")).sum()),
+        verbatim=int((roles[S.P_ROLE] == "verbatim").sum()),
+        passages_dropped=int((passages[S.P_ACTION] == "drop").sum()),
+        documents_with_pairs=int(roles[S.ROW].n_unique()) if roles.height else 0,
+    )
+
+    docs, cstats = timed(
+        "cluster", cluster_documents, docs, config.cluster,
+        active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
+    )
+    stats["cluster"].update(cstats)
+    reason = (
+        pl.when(pl.col(S.DROP_REASON).is_not_null()).then(pl.col(S.DROP_REASON))
+        .when(pl.col(S.DUP_KIND) == "exact").then(pl.lit(S.REASON_EXACT))
+        .when(pl.col(S.DUP_KIND) == "near").then(pl.lit(S.REASON_NEAR))
+        .otherwise(None)
+    )
+    docs = docs.with_columns(reason.alias(S.DROP_REASON))
+
+    t0 = time.perf_counter()
+    docs, passages = _finish(docs, passages)
+    stats["output"] = {"seconds": round(time.perf_counter() - t0, 4)}
+    counts = docs[S.DROP_REASON].fill_null("kept").value_counts(sort=True)
+    by_reason = {k: int(v) for k, v in counts.iter_rows()}
+    kept = by_reason.pop("kept", 0)
+    stats["result"] = {"kept": kept, "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason}
+    if kept + stats["result"]["dropped"] != documents.height:  # the accounting invariant
+        raise AssertionError("kept + dropped != input: a record was lost")
+    return docs, passages, stats
+
+
+def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cleaned text per document; passage rows get their document's cluster and drop reason."""
+    spans: dict[int, list] = {}
+    for row, s, e, action in passages.select(S.ROW, S.P_NORM_START, S.P_NORM_END, S.P_ACTION).iter_rows():
+        spans.setdefault(row, []).append((s, e, action == "drop"))
+    cleaned = [
+        clean_text(norm or "", spans.get(row, [])) if reason is None else None
+        for row, norm, reason in docs.select(S.ROW, S.TEXT_NORM, S.DROP_REASON).iter_rows()
+    ]
+    docs = docs.with_columns(pl.Series(S.TEXT_CLEAN, cleaned, dtype=pl.String))
+    doc_cols = docs.select(S.ROW, S.CLUSTER_ID, S.DUPLICATE_OF, pl.col(S.DROP_REASON).alias("_doc_reason"))
+    passages = passages.join(doc_cols, on=S.ROW, how="left").with_columns(
+        pl.when(pl.col("_doc_reason").is_not_null()).then(pl.lit("drop")).otherwise(pl.col(S.P_ACTION)).alias(S.P_ACTION),
+        pl.coalesce(pl.col("_doc_reason"), pl.col(S.DROP_REASON)).alias(S.DROP_REASON),
+    ).drop("_doc_reason").sort(S.ROW, S.P_INDEX)
+    return docs, passages
+
+
+def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = None, *, progress: bool = False) -> Result:
+    """Clean a corpus: a path (JSONL/.gz, Parquet, CSV, .txt or a directory of them, ``-``) or a polars frame."""
+    config = config or PipelineConfig()
+    t0 = time.perf_counter()
+    if isinstance(source, pl.DataFrame):
+        documents, fmt = _prepare_frame(source, config), "parquet"
+        name = "<frame>"
+    else:
+        documents, fmt = read_input(source, config.input)
+        name = str(source)
+    read_seconds = time.perf_counter() - t0
+    input_columns = [config.input.id_field, config.input.text_field] + [c for c in documents.columns if c not in INTERNAL]
+    docs, passages, stats = run(documents, config, progress=progress)
+    stats["input"].update(source=name, format=fmt, seconds=round(read_seconds, 4))
+    stats["total_seconds"] = round(time.perf_counter() - t0, 4)
+    stats["config"] = config.to_dict()
+    return Result(docs, passages, stats, config, fmt, input_columns)

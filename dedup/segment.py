@@ -1,0 +1,151 @@
+"""Stage 2, segment: cut each normalised document into passages with offsets in both texts.
+
+A passage is a paragraph (blank-line separated; in wire copy without blank lines, a line that starts
+indented opens a new paragraph), a line, or a sentence. Short label-like passages ("Biden", "Putin"
+under a photo) are marked ``fragment`` so that later stages leave them out of pairing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from . import schema as S
+from .config import SegmentConfig
+from .normalise import map_offsets
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_INDENTED_LINE = re.compile(r"\n(?=[ \t]+\S)")
+_LINE = re.compile(r"\n")
+_WORD = re.compile(r"\w+(?:[’'.-]\w+)*")
+_CLOSING = re.compile(r"[.!?…:;\"”’)\]]\s*$")
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) before a space and a capital, digit or quote,
+# unless the word before the stop is a known abbreviation or a single capital (initials, U.S.).
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’)\]]*(?=\s+[\"“‘(\[]?[A-Z0-9])")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sen rep gov gen col lt sgt st jr sr inc ltd co corp vs etc no jan feb mar apr "
+    "jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e a.m p.m".split()
+)
+
+
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of paragraphs in ``text``, whitespace trimmed.
+
+    >>> t = "First para.\\n\\nSecond\\npara."
+    >>> [t[s:e] for s, e in paragraph_spans(t)]
+    ['First para.', 'Second\\npara.']
+    >>> t = "Wire copy line one\\nwraps here.\\n    Next paragraph."
+    >>> [t[s:e] for s, e in paragraph_spans(t)]
+    ['Wire copy line one\\nwraps here.', 'Next paragraph.']
+    """
+    splitter = _BLANK_LINE if _BLANK_LINE.search(text) else _INDENTED_LINE
+    return _split(text, splitter)
+
+
+def line_spans(text: str) -> list[tuple[int, int]]:
+    return _split(text, _LINE)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentences of every paragraph.
+
+    >>> t = "Mr. Blinken met Lavrov in Stockholm. The U.S. warned Moscow! “We cannot fail.”"
+    >>> [t[s:e] for s, e in sentence_spans(t)]
+    ['Mr. Blinken met Lavrov in Stockholm.', 'The U.S. warned Moscow!', '“We cannot fail.”']
+    """
+    out = []
+    for ps, pe in paragraph_spans(text):
+        start = ps
+        for m in _SENTENCE_END.finditer(text, ps, pe):
+            word = re.search(r"([\w.]+)$", text[start : m.start()])
+            before = word.group(1).lower().rstrip(".") if word else ""
+            if m.group().startswith(".") and (before in _ABBREVIATIONS or len(before) == 1):
+                continue
+            out.extend(_trim(text, start, m.end()))
+            start = m.end()
+        out.extend(_trim(text, start, pe))
+    return out
+
+
+def _split(text: str, splitter: re.Pattern) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for m in splitter.finditer(text):
+        out.extend(_trim(text, start, m.start()))
+        start = m.end()
+    out.extend(_trim(text, start, len(text)))
+    return out
+
+
+def _trim(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return [(start, end)] if end > start else []
+
+
+SPLITTERS = {"paragraph": paragraph_spans, "line": line_spans, "sentence": sentence_spans}
+
+
+def passage_kind(text: str, config: SegmentConfig) -> str:
+    """``fragment`` for a short label without closing punctuation, else the configured unit.
+
+    >>> passage_kind("Biden", SegmentConfig())
+    'fragment'
+    >>> passage_kind("Russia denies it.", SegmentConfig())
+    'paragraph'
+    """
+    words = len(_WORD.findall(text))
+    if words <= config.fragment_max_words and not _CLOSING.search(text):
+        return "fragment"
+    return config.unit
+
+
+def count_words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+PASSAGE_SCHEMA = {
+    S.ROW: pl.Int64,
+    S.DOC_ID: pl.String,
+    S.P_INDEX: pl.Int32,
+    S.P_NORM_START: pl.Int64,
+    S.P_NORM_END: pl.Int64,
+    S.P_START: pl.Int64,
+    S.P_END: pl.Int64,
+    S.P_KIND: pl.String,
+    S.P_TEXT: pl.String,
+    S.P_WORDS: pl.Int32,
+}
+
+
+def raw_span(raw: str, anchor_norm, anchor_raw, start: int, end: int) -> tuple[int, int]:
+    """Map a normalised span to the raw text, trimmed of raw whitespace at both ends."""
+    rs, re_ = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [start, end]))
+    while rs < re_ and raw[rs].isspace():
+        rs += 1
+    while re_ > rs and raw[re_ - 1].isspace():
+        re_ -= 1
+    return rs, re_
+
+
+def segment(frame: pl.DataFrame, config: SegmentConfig | None = None) -> pl.DataFrame:
+    """The stage: one row per passage of every document (the document frame itself is unchanged)."""
+    config = config or SegmentConfig()
+    split = SPLITTERS[config.unit]
+    cols: dict[str, list] = {name: [] for name in PASSAGE_SCHEMA}
+    for row, doc_id, raw, norm, an, ar in frame.select(
+        S.ROW, S.DOC_ID, S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW
+    ).iter_rows():
+        raw = raw or ""
+        for k, (s, e) in enumerate(split(norm)):
+            text = norm[s:e]
+            rs, re_ = raw_span(raw, an, ar, s, e)
+            for name, value in zip(
+                PASSAGE_SCHEMA,
+                (row, doc_id, k, s, e, rs, re_, passage_kind(text, config), text, count_words(text)),
+            ):
+                cols[name].append(value)
+    return pl.DataFrame(cols, schema=PASSAGE_SCHEMA)
