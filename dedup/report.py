@@ -1,0 +1,102 @@
+"""A Markdown report a person can read: counts, what was fixed, what was paired and clustered, with examples."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from . import schema as S
+
+if TYPE_CHECKING:
+    from .pipeline import Result
+
+
+def _md(text: str | None, limit: int = 160) -> str:
+    """Scraped text made safe for a Markdown table cell: escaped, one line, shortened."""
+    if text is None:
+        return ""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    for ch in "\\`*_[]<>|#":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def markdown_report(result: Result) -> str:
+    st = result.stats
+    n_ex = result.config.output.report_examples
+    lines = [f"# dedup report: {_md(st['input'].get('source', ''))}", ""]
+    res = st["result"]
+    lines += [
+        "## Summary",
+        "",
+        "| | records |",
+        "|---|---:|",
+        f"| input | {st['input']['records']} |",
+        f"| kept | {res['kept']} |",
+        f"| dropped | {res['dropped']} |",
+    ]
+    lines += [f"| dropped: {reason} | {n} |" for reason, n in res["dropped_by_reason"].items()]
+    lines += ["", f"Every input record is either kept or dropped with a reason: {res['kept']} + {res['dropped']} = {st['input']['records']}.", ""]
+
+    norm = st["normalise"]
+    lines += ["## Normalisation", "", f"{norm['documents_changed']} documents changed, {norm['changes']} changes in all."]
+    if norm.get("decode_errors"):
+        lines.append(f"{norm['decode_errors']} records had bytes that were not UTF-8; they were replaced and flagged (`decode_error`).")
+    lines += ["", "| fixer | documents |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in norm["documents_by_fixer"].items()]
+    changes = result.documents.select(S.DOC_ID, S.NORM_CHANGES).explode(S.NORM_CHANGES).drop_nulls(S.NORM_CHANGES).unnest(S.NORM_CHANGES)
+    if changes.height and n_ex:
+        lines += ["", "Examples (raw offsets):", "", "| document | fixer | at | before | after |", "|---|---|---|---|---|"]
+        for fixer in changes["fixer"].unique(maintain_order=True).to_list():
+            sample = changes.filter(pl.col("fixer") == fixer).unique(subset=["before", "after"], maintain_order=True).head(n_ex)
+            for r in sample.iter_rows(named=True):
+                at = f"{r['raw_start']}-{r['raw_end']}"
+                detail = f"{fixer} ({r['detail']})" if r["detail"] else fixer
+                lines.append(f"| {_md(r[S.DOC_ID], 40)} | {_md(detail)} | {at} | {_md(repr(r['before']), 60)} | {_md(repr(r['after']), 60)} |")
+
+    pr = st["pairs"]
+    lines += [
+        "", "## Repeats inside documents", "",
+        f"{pr['caption_pairs']} caption pairs (a caption, then a rewrite of it or the same words again) and "
+        f"{pr['repeats']} repeated passages further apart, in {pr['documents_with_pairs']} documents; "
+        f"{pr['verbatim']} were verbatim copies. {pr['passages_dropped']} passages were dropped from the cleaned text.",
+    ]
+    p = result.passages
+    seconds = p.filter(pl.col(S.P_ROLE).is_in(["rewrite", "verbatim"]))
+    if seconds.height and n_ex:
+        originals = p.select(S.ROW, pl.col(S.P_INDEX).alias(S.P_PARTNER), pl.col(S.P_TEXT).alias("original_text"))
+        sample = seconds.join(originals, on=[S.ROW, S.P_PARTNER], how="left").sort(S.P_PAIR_KIND, S.P_SIMILARITY).head(n_ex * 2)
+        lines += ["", "| document | kind | passages | similarity | original | second | action |", "|---|---|---|---:|---|---|---|"]
+        for r in sample.iter_rows(named=True):
+            lines.append(
+                f"| {_md(r[S.DOC_ID], 40)} | {r[S.P_PAIR_KIND]} ({r[S.P_ROLE]}) | {r[S.P_PARTNER]} → {r[S.P_INDEX]} | "
+                f"{r[S.P_SIMILARITY]:.0f} | {_md(r['original_text'], 90)} | {_md(r[S.P_TEXT], 90)} | {r[S.P_ACTION]} |"
+            )
+
+    cl = st["cluster"]
+    lines += [
+        "", "## Duplicate documents", "",
+        f"{cl['clusters']} clusters: {cl['exact_duplicates']} exact copies and {cl['near_duplicates']} near duplicates "
+        f"dropped ({cl['candidates']} LSH candidate pairs, {cl['verified']} verified). "
+        f"Kept per cluster: the `{result.config.cluster.keep}` member (ties to the earlier record).",
+    ]
+    d = result.documents
+    near = d.filter(pl.col(S.DUP_KIND) == "near").sort(S.DUP_SIMILARITY).head(n_ex)
+    if near.height:
+        texts = d.select(pl.col(S.DOC_ID).alias(S.DUPLICATE_OF), pl.col(S.TEXT_NORM).alias("kept_text"))
+        near = near.join(texts, on=S.DUPLICATE_OF, how="left")
+        lines += ["", "Least similar near duplicates:", "", "| dropped | kept | similarity | dropped text | kept text |", "|---|---|---:|---|---|"]
+        for r in near.iter_rows(named=True):
+            lines.append(
+                f"| {_md(r[S.DOC_ID], 40)} | {_md(r[S.DUPLICATE_OF], 40)} | {r[S.DUP_SIMILARITY]:.1f} | "
+                f"{_md(r[S.TEXT_NORM], 80)} | {_md(r['kept_text'], 80)} |"
+            )
+    lines += ["", "## Time", "", "| stage | seconds |", "|---|---:|"]
+    for stage in ("input", "normalise", "segment", "pairs", "cluster", "output"):
+        if stage in st and "seconds" in st[stage]:
+            lines.append(f"| {stage} | {st[stage]['seconds']:.2f} |")
+    lines.append(f"| total | {st.get('total_seconds', 0):.2f} |")
+    return "\n".join(lines) + "\n"
