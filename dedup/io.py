@@ -112,11 +112,11 @@ def _jsonl_records(lines, name: str, config: InputConfig) -> Iterator[dict]:
     for line_no, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        text, bad_bytes = _decode(raw)
+        text, bad_bytes = _decode(raw.rstrip(b"\r\n"))
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            msg = f"{name} line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})"
+            msg = f"{name} line {line_no}: not valid JSON ({exc.msg}: column {exc.colno})"
             if config.on_error == "raise":
                 raise InputError(f"{msg}; fix the line, or pass --on-error skip to drop it and go on") from None
             yield {"line": line_no, "error": msg, "data": None}

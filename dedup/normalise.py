@@ -261,6 +261,7 @@ def map_offsets(anchor_norm, anchor_raw, positions):
     return out if out.ndim else int(out)
 
 
+MAX_PASSES = 4
 _UNIT_BREAK = re.compile(r"\n[ \t\u00a0]*\n")
 
 
@@ -275,14 +276,30 @@ def _units(text: str, max_chars: int) -> list[tuple[int, int]]:
     out = []
     for s, e in spans:
         while e - s > max_chars:
-            cut = text.rfind("\n", s + 1, s + max_chars)
-            if cut <= s:
-                cut = text.rfind(" ", s + 1, s + max_chars)
-            cut = cut + 1 if cut > s else s + max_chars
-            out.append((s, cut))
+            out.append((s, cut := _cut_point(text, s, s + max_chars)))
             s = cut
         out.append((s, e))
     return out
+
+
+_LONE_SPACE = re.compile(r"(?<=\S) (?=\S)")
+_INSIDE_ASCII_WORD = re.compile(r"(?<=[A-Za-z0-9])(?=[A-Za-z0-9])")  # no fixer acts across such a cut
+
+
+def _cut_point(text: str, start: int, limit: int) -> int:
+    """Where to cut a long unit: after its last line break, else before a lone space between two
+    words (so no fixer sees half a space run), else between two ASCII letters or digits (no mojibake
+    or quote there), else at the limit."""
+    nl = text.rfind("\n", start + 1, limit)
+    if nl > start:
+        return nl + 1
+    for pattern in (_LONE_SPACE, _INSIDE_ASCII_WORD):
+        last = None
+        for last in pattern.finditer(text, start + 1, limit):
+            pass
+        if last is not None:
+            return last.start()
+    return limit
 
 
 def _compose(bounds: np.ndarray, opcodes, new_len: int) -> np.ndarray:
@@ -320,27 +337,33 @@ def normalise_text(raw: str, config: NormaliseConfig | None = None) -> Normalise
     for start, end in _units(raw, config.max_unit_chars):
         unit = raw[start:end]
         cur, bounds = unit, None
-        for name, fix in fixers:
-            new, detail = _WITH_DETAIL[name](cur) if name in _WITH_DETAIL else (fix(cur), "")
-            if new == cur:
-                continue
-            if bounds is None:
-                bounds = np.arange(len(cur) + 1, dtype=np.int64)
-            ops = Levenshtein.opcodes(cur, new)
-            ops = [(o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in ops]
-            for _, i1, i2, j1, j2 in _merged_edits(ops):
-                changes.append(
-                    {
-                        "fixer": name,
-                        "detail": detail,
-                        "raw_start": start + int(bounds[i1]),
-                        "raw_end": start + int(bounds[i2]),
-                        "before": cur[i1:i2],
-                        "after": new[j1:j2],
-                    }
-                )
-            bounds = _compose(bounds, ops, len(new))
-            cur = new
+        # One fixer can expose work for another (removing a zero-width space can complete a mojibake
+        # sequence), so passes repeat until one changes nothing: the result is then idempotent.
+        for _ in range(MAX_PASSES):
+            changed = False
+            for name, fix in fixers:
+                new, detail = _WITH_DETAIL[name](cur) if name in _WITH_DETAIL else (fix(cur), "")
+                if new == cur:
+                    continue
+                changed = True
+                if bounds is None:
+                    bounds = np.arange(len(cur) + 1, dtype=np.int64)
+                ops = [(o.tag, o.src_start, o.src_end, o.dest_start, o.dest_end) for o in Levenshtein.opcodes(cur, new)]
+                for _, i1, i2, j1, j2 in _merged_edits(ops):
+                    changes.append(
+                        {
+                            "fixer": name,
+                            "detail": detail,
+                            "raw_start": start + int(bounds[i1]),
+                            "raw_end": start + int(bounds[i2]),
+                            "before": cur[i1:i2],
+                            "after": new[j1:j2],
+                        }
+                    )
+                bounds = _compose(bounds, ops, len(new))
+                cur = new
+            if not changed:
+                break
         if bounds is None:
             _add_anchor(anchor_norm, anchor_raw, norm_pos, start)
         else:

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from ftfy.fixes import uncurl_quotes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.config import NormaliseConfig
+from dedup.normalise import FIXERS, fix_quotes, map_offsets, normalise_text
+
+from .conftest import DATA, FTFY_CASES, need
+
+# ftfy's cases expect its uncurl_quotes step; we keep curly quotes on purpose (they are correct
+# text), so the comparison forgives quote curling and nothing else. The whitespace fixer turns
+# non-breaking spaces into spaces by design, so ftfy's cases run without it.
+FTFY_ONLY = NormaliseConfig(fixers=("ftfy", "quotes"))
+# Known failures of ftfy that our configuration (uncurl_quotes off) happens to fix.
+PASSING_KNOWN_FAILURES = {"Misleading mix-up in Spanish"}
+
+
+def _cases(name: str) -> list[dict]:
+    path = FTFY_CASES / f"{name}.json"
+    if not path.exists():
+        return []
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _params(name: str):
+    out = []
+    for case in _cases(name):
+        marks = []
+        if case["expect"] == "fail" and case["label"] not in PASSING_KNOWN_FAILURES:
+            marks.append(pytest.mark.xfail(strict=True, reason=case.get("comment", "known ftfy failure")))
+        out.append(pytest.param(case, id=case["label"], marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("name", ["in-the-wild", "synthetic", "negative", "known-failures", "language-names"])
+def test_ftfy_case_files_present(name):
+    need(FTFY_CASES / f"{name}.json")
+    assert _cases(name), f"{name}.json holds no cases"
+
+
+@pytest.mark.parametrize(
+    "case",
+    _params("in-the-wild") + _params("synthetic") + _params("negative") + _params("language-names") + _params("known-failures"),
+)
+def test_ftfy_cases(case):
+    got = normalise_text(case["original"], FTFY_ONLY).text
+    assert uncurl_quotes(got) == uncurl_quotes(case["fixed"])
+
+
+@pytest.mark.parametrize("case", _params("negative"))
+def test_ftfy_negatives_with_every_fixer(case):
+    """Full normalisation of a negative gives ftfy's answer with our whitespace policy on top."""
+    got = normalise_text(case["original"]).text
+    assert uncurl_quotes(got) == uncurl_quotes(FIXERS["whitespace"](case["fixed"]))
+
+
+def _quote_params():
+    cases = json.loads((DATA / "quote_cases.json").read_text(encoding="utf-8"))
+    return [
+        pytest.param(c, id=c["label"], marks=[pytest.mark.xfail(strict=True, reason=c["comment"])] if c["expect"] == "fail" else [])
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _quote_params())
+def test_quote_cases(case):
+    assert fix_quotes(case["original"]) == case["fixed"]
+    assert fix_quotes(case["fixed"]) == case["fixed"]  # repaired text stays as it is
+
+
+def test_seed_changes_and_offsets(seed_text):
+    r = normalise_text(seed_text)
+    fixers = {c["fixer"] for c in r.changes}
+    assert fixers == {"quotes", "whitespace"}
+    assert "\u00a0" not in r.text
+    assert "imposing ‘substantial’ economic" in r.text
+    assert "had ‘made it very clear to the Kremlin’ that" in r.text
+    assert "sanctions from Hell arrive" in r.text
+    # correct apostrophes and pairs survive
+    for keep in ("Ukraine’s", "don’t", "‘joint action and coordinated effort’", "“off the scale”"):
+        assert keep in r.text
+    # every change's raw span holds exactly what that fixer saw (each fixer here acts on raw text)
+    for c in r.changes:
+        assert seed_text[c["raw_start"] : c["raw_end"]] == c["before"], c
+
+
+def test_idempotent_on_seed(seed_text):
+    once = normalise_text(seed_text).text
+    assert normalise_text(once).text == once
+
+
+def test_mojibake_change_maps_to_raw():
+    raw = "Tensions are rising â€˜off-the-scaleâ€™ in Europeâ€™s east."
+    r = normalise_text(raw)
+    assert r.text == "Tensions are rising ‘off-the-scale’ in Europe’s east."
+    start = r.text.index("Europe")
+    end = start + len("Europe’s")
+    rs, re_ = r.to_raw([start, end]).tolist()
+    assert raw[rs:re_] == "Europeâ€™s"
+
+
+def test_long_unit_is_cut_and_still_maps():
+    raw = ("word\u00a0 " * 40_000) + "end"
+    r = normalise_text(raw, NormaliseConfig(max_unit_chars=1000))
+    assert r.text == ("word " * 40_000) + "end"
+    pos = r.text.index("end")
+    assert raw[r.to_raw(pos) :] == "end"
+
+
+text_strategy = st.text(
+    alphabet=st.sampled_from(list("abcXYZ 019.,\n\t’‘“”\"'&;\u00a0\u200bÃ©â€™")), max_size=120
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_strategy)
+def test_property_never_raises_idempotent_and_maps_monotonically(raw):
+    r = normalise_text(raw)
+    assert normalise_text(r.text).text == r.text
+    positions = list(range(len(r.text) + 1))
+    mapped = map_offsets(r.anchor_norm, r.anchor_raw, positions).tolist()
+    assert mapped[0] >= 0 and mapped[-1] <= len(raw)
+    assert all(a <= b for a, b in zip(mapped, mapped[1:]))

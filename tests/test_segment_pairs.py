@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from dedup import schema as S
+from dedup.config import PairsConfig
+from dedup.normalise import normalise_text
+from dedup.pairs import find_pairs
+
+from .conftest import DATA
+
+LABELS = json.loads((DATA / "seed_pairs.json").read_text(encoding="utf-8"))
+
+
+def _found(passages: pl.DataFrame, kind: str) -> set[tuple[int, int]]:
+    seconds = passages.filter((pl.col(S.P_PAIR_KIND) == kind) & (pl.col(S.P_ROLE) != "original"))
+    return {(p, i) for p, i in seconds.select(S.P_PARTNER, S.P_INDEX).iter_rows()}
+
+
+def test_seed_passages_slice_back_to_raw(seed_text, seed_result):
+    p = seed_result.passages
+    assert p.height == 167
+    for start, end, text in p.select(S.P_START, S.P_END, S.P_TEXT).iter_rows():
+        assert normalise_text(seed_text[start:end]).text == text
+        assert not seed_text[start].isspace() and not seed_text[end - 1].isspace()
+
+
+def test_seed_fragments(seed_result):
+    frags = seed_result.passages.filter(pl.col(S.P_KIND) == "fragment")
+    assert frags[S.P_INDEX].to_list() == LABELS["fragments"]
+    assert frags[S.P_TEXT].to_list() == ["Biden", "Putin"]
+
+
+def test_seed_caption_pairs_exactly(seed_result):
+    p = seed_result.passages
+    expected = {(c["original"], c["second"]) for c in LABELS["caption_pairs"]}
+    assert len(expected) == 22
+    assert _found(p, "caption") == expected
+    verbatim = set(p.filter(pl.col(S.P_ROLE) == "verbatim")[S.P_INDEX].to_list())
+    assert verbatim == {c["second"] for c in LABELS["caption_pairs"] if c["verbatim"]}
+
+
+def test_seed_repeat_is_not_a_caption_pair(seed_result):
+    p = seed_result.passages
+    assert _found(p, "repeat") == {(r["original"], r["second"]) for r in LABELS["repeats"]}
+    repeat = p.filter(pl.col(S.P_INDEX) == 50).row(0, named=True)
+    assert repeat[S.P_ACTION] == "keep"  # a paraphrased repeat is reported, not removed
+
+
+def test_seed_cleaned_text_drops_rewrites_only(seed_result):
+    cleaned = seed_result.kept[S.TEXT_CLEAN][0]
+    p = seed_result.passages
+    for text, action, role in p.select(S.P_TEXT, S.P_ACTION, S.P_ROLE).iter_rows():
+        if action == "drop" and role != "verbatim":
+            assert text not in cleaned.split("\n\n")
+        else:
+            assert text in cleaned
+    # the verbatim caption appears once, the originals stay
+    kharkiv = p.filter(pl.col(S.P_INDEX) == 7)[S.P_TEXT][0]
+    assert cleaned.count(kharkiv) == 1
+    assert "\n\n\n" not in cleaned
+    assert len(cleaned.split("\n\n")) == 167 - 22
+
+
+def test_pair_actions_follow_config(seed_result):
+    p = seed_result.passages.select(S.ROW, S.DOC_ID, S.P_INDEX, S.P_NORM_START, S.P_NORM_END, S.P_START, S.P_END,
+                                    S.P_KIND, S.P_TEXT, S.P_WORDS)
+    kept_all = find_pairs(p, PairsConfig(drop_rewrites=False, drop_verbatim_repeats=False))
+    assert set(kept_all[S.P_ACTION].to_list()) == {"keep"}
+    off = find_pairs(p, PairsConfig(enabled=False))
+    assert off[S.P_ROLE].null_count() == off.height
+
+
+def test_reuters_has_few_false_caption_pairs(reuters_result):
+    """Reuters wire copy is not spun: its neighbouring paragraphs that look alike are parallel
+    report lines, not rewrites. The verifier must reject nearly all of them."""
+    p = reuters_result.passages
+    captions = p.filter((pl.col(S.P_PAIR_KIND) == "caption") & (pl.col(S.P_ROLE) == "rewrite"))
+    assert captions.height <= 20, captions.select(S.DOC_ID, S.P_TEXT).head(20)
+    assert captions.height / p.height < 0.001
