@@ -16,6 +16,7 @@ import polars as pl
 from datasketch import MinHash
 
 SCHEME = "affine32"
+_CHUNK = 2048
 _TOKEN = re.compile(r"\w+")
 
 
@@ -59,11 +60,12 @@ def jaccard(a: set, b: set) -> float:
 
 def signatures(shingle_sets: list[set[str]], num_perm: int, seed: int) -> np.ndarray:
     """MinHash signatures, one row per set, as a ``(n, num_perm)`` uint32 matrix."""
-    if not shingle_sets:
-        return np.empty((0, num_perm), dtype=np.uint32)
-    data = [[s.encode("utf-8") for s in sorted(shingles)] for shingles in shingle_sets]
-    hashes = MinHash.bulk(data, num_perm=num_perm, seed=seed, scheme=SCHEME)
-    return np.vstack([m.hashvalues for m in hashes]).astype(np.uint32, copy=False)
+    out = np.empty((len(shingle_sets), num_perm), dtype=np.uint32)
+    for lo in range(0, len(shingle_sets), _CHUNK):  # chunks keep the encoded shingles transient
+        data = [[s.encode("utf-8") for s in shingles] for shingles in shingle_sets[lo : lo + _CHUNK]]
+        for k, m in enumerate(MinHash.generator(data, num_perm=num_perm, seed=seed, scheme=SCHEME)):
+            out[lo + k] = m.hashvalues
+    return out
 
 
 def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:

@@ -96,48 +96,75 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     return both, folded, shingles
 
 
+def _document_batches(rows: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Cut ``0..len(rows)`` into spans of about ``size`` that never split a document."""
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]).tolist() + [len(rows)]
+    spans, lo = [], 0
+    for a, b in zip(starts, starts[1:]):
+        if b - lo > size and a > lo:
+            spans.append((lo, a))
+            lo = a
+    spans.append((lo, len(rows)))
+    return spans
+
+
+def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tuple]:
+    """Verify the candidates of one batch and give each passage at most one partner.
+
+    Returns ``{position: (partner index, pair kind, role, similarity, jaccard)}`` for paired passages.
+    """
+    cands, folded, shingles = candidate_pairs(passages, config)
+    texts = passages[S.P_TEXT].to_list()
+    index = passages[S.P_INDEX].to_numpy()
+    eligible_pos = _neighbour_rank(passages, config)
+    accepted = []
+    for i, j in cands.tolist():
+        neighbours = eligible_pos[j] - eligible_pos[i] == 1
+        j_score = jaccard(shingles[i], shingles[j])
+        verbatim = folded[i] == folded[j]
+        s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
+        if neighbours:
+            ok = verbatim or (s >= config.caption_similarity and j_score >= config.caption_jaccard)
+        else:
+            ok = verbatim or (s >= config.repeat_similarity and j_score >= config.repeat_jaccard)
+        ok = ok and (verbatim or numbers_agree(texts[i], texts[j], config.number_containment))
+        ok = ok and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
+        if ok:
+            accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
+    out: dict[int, list] = {}
+    # captions first, then the most similar; each later passage takes one earlier partner
+    for rank, neg_s, i, j, j_score, verbatim in sorted(accepted):
+        ri, rj = out.get(i), out.get(j)
+        if rj is not None or (ri is not None and ri[2] in ("rewrite", "verbatim")):
+            continue
+        pair_kind = "caption" if rank == 0 else "repeat"
+        if ri is not None and ri[1] != pair_kind:
+            continue  # an original belongs to one kind of pair
+        out[j] = [int(index[i]), pair_kind, "verbatim" if verbatim else "rewrite", -neg_s, j_score]
+        if ri is None:
+            out[i] = [int(index[j]), pair_kind, "original", -neg_s, j_score]
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.DataFrame:
-    """The stage: add partner, pair kind, role, similarity, Jaccard and action to every passage."""
+    """The stage: add partner, pair kind, role, similarity, Jaccard and action to every passage.
+
+    Passages must come grouped by document (as :func:`dedup.segment.segment` emits them). They are
+    handled in batches of whole documents (``batch_passages``), so memory stays bounded on any corpus.
+    """
     config = config or PairsConfig()
     n = passages.height
-    partner = [None] * n
+    partner: list[int | None] = [None] * n
     kind: list[str | None] = [None] * n
     role: list[str | None] = [None] * n
     sim: list[float | None] = [None] * n
     jac: list[float | None] = [None] * n
     if config.enabled and n:
-        cands, folded, shingles = candidate_pairs(passages, config)
-        texts = passages[S.P_TEXT].to_list()
-        index = passages[S.P_INDEX].to_numpy()
-        eligible_pos = _neighbour_rank(passages, config)
-        accepted = []
-        for i, j in cands.tolist():
-            neighbours = eligible_pos[j] - eligible_pos[i] == 1
-            j_score = jaccard(shingles[i], shingles[j])
-            verbatim = folded[i] == folded[j]
-            s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
-            if neighbours:
-                ok = verbatim or (s >= config.caption_similarity and j_score >= config.caption_jaccard)
-            else:
-                ok = verbatim or (s >= config.repeat_similarity and j_score >= config.repeat_jaccard)
-            ok = ok and (verbatim or numbers_agree(texts[i], texts[j], config.number_containment))
-            ok = ok and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
-            if ok:
-                accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
-        # captions first, then the most similar; each later passage takes one earlier partner
-        for rank, neg_s, i, j, j_score, verbatim in sorted(accepted):
-            if role[j] is not None or role[i] in ("rewrite", "verbatim"):
-                continue
-            pair_kind = "caption" if rank == 0 else "repeat"
-            if role[i] == "original" and kind[i] != pair_kind:
-                continue  # an original belongs to one kind of pair
-            kind[i] = kind[j] = pair_kind
-            role[i], role[j] = "original", "verbatim" if verbatim else "rewrite"
-            partner[j] = int(index[i])
-            if partner[i] is None:
-                partner[i] = int(index[j])
-            sim[i] = sim[j] = -neg_s
-            jac[i] = jac[j] = j_score
+        for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages):
+            batch = passages.slice(lo, hi - lo)
+            for k, value in _assign_pairs(batch, config).items():
+                for target, v in ((partner, value[0]), (kind, value[1]), (role, value[2]), (sim, value[3]), (jac, value[4])):
+                    target[lo + k] = v
     action, reason = [], []
     for k, r in zip(kind, role):
         if r == "verbatim" and config.drop_verbatim_repeats:

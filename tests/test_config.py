@@ -45,7 +45,7 @@ def test_overrides():
         ("clusters.keep=first", "unknown config section [clusters]; sections are: input, normalise, segment, pairs, cluster, output"),
         ("cluster.keep=newest", "cluster.keep = 'newest' is not allowed; use one of: first, earliest, longest"),
         ("cluster.threshold=1.5", "cluster.threshold = 1.5 is out of range; use a value from 0.0 to 1.0"),
-        ("pairs.bands=100", "pairs.bands * pairs.rows = 100 * 2 = 200 exceeds pairs.num_perm = 128; lower bands or rows, or raise num_perm"),
+        ("pairs.bands=100", "pairs.bands * pairs.rows = 100 * 3 = 300 exceeds pairs.num_perm = 128; lower bands or rows, or raise num_perm"),
         ("pairs.min_words=many", "pairs.min_words = 'many' must be int, not str"),
         ("normalise.fixers=['ftfy','spelling']", "normalise.fixers = 'spelling' is not allowed; use one of: ftfy, quotes, whitespace"),
         ("keep", "--set 'keep' is not of the form section.key=value, e.g. --set cluster.keep=longest"),

@@ -80,3 +80,42 @@ def test_reuters_has_few_false_caption_pairs(reuters_result):
     captions = p.filter((pl.col(S.P_PAIR_KIND) == "caption") & (pl.col(S.P_ROLE) == "rewrite"))
     assert captions.height <= 20, captions.select(S.DOC_ID, S.P_TEXT).head(20)
     assert captions.height / p.height < 0.001
+
+
+def test_long_document_is_not_compared_all_pairs():
+    """5,000 real wire paragraphs in one document: LSH candidates are a sliver of all pairs."""
+    import gzip
+
+    from dedup.normalise import normalise
+    from dedup.pairs import candidate_pairs
+    from dedup.segment import segment
+
+    from .conftest import REUTERS, need
+
+    paras = []
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            text = json.loads(line)["text"]
+            paras += [" ".join(p.split()) for p in text.split("\n    ") if len(p.split()) >= 8]
+            if len(paras) >= 5000:
+                break
+    doc = pl.DataFrame({S.ROW: [0], S.DOC_ID: ["big"], S.TEXT: ["\n\n".join(paras[:5000])]})
+    passages = segment(normalise(doc))
+    assert passages.height == 5000
+    cands, _, _ = candidate_pairs(passages, PairsConfig())
+    assert len(cands) < 0.005 * 5000 * 4999 / 2
+    result = find_pairs(passages, PairsConfig(batch_passages=1000))  # one document is never split
+    assert (result[S.P_ROLE] == "verbatim").sum() > 0
+
+
+def test_pairs_lsh_finds_distant_repeats(seed_text):
+    """Every pair of seed passages with shingle Jaccard >= 0.45 is an LSH candidate."""
+    import itertools
+
+    from dedup.minhash import char_shingles, fold, jaccard, lsh_pairs, signatures
+
+    cfg = PairsConfig()
+    sets = [char_shingles(fold(p), cfg.shingle_chars) for p in seed_text.split("\n\n") if p.strip()]
+    found = set(map(tuple, lsh_pairs(signatures(sets, cfg.num_perm, cfg.seed), cfg.bands, cfg.rows).tolist()))
+    brute = {(i, j) for i, j in itertools.combinations(range(len(sets)), 2) if jaccard(sets[i], sets[j]) >= 0.45}
+    assert len(brute) >= 9 and brute <= found
