@@ -126,7 +126,8 @@ def cluster_documents(
                 heads.append(i)
             else:
                 ds.union(head, i)
-        # 2. LSH over one member of each exact group, then verification
+        # 2. LSH over one member of each long-enough exact group, then verification
+        heads = [i for i in heads if len(folded[i].split()) >= config.min_words]
         shingles = [word_shingles(folded[i], config.shingle_words) for i in heads]
         sig = signatures(shingles, config.num_perm, config.seed)
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket)

@@ -169,6 +169,8 @@ class ClusterConfig:
         Ties go to the earlier record, so the rule is deterministic.
     max_bucket: an LSH bucket larger than this contributes a chain of its sorted members instead of
         all pairs, so that a huge bucket costs linear, not quadratic, work.
+    min_words: documents with fewer words are grouped only when identical: short templated notices
+        (Reuters' dividend announcements) differ from each other in one figure and a company name.
     """
 
     enabled: bool = True
@@ -181,9 +183,11 @@ class ClusterConfig:
     min_similarity: float = 80.0
     keep: str = "first"
     max_bucket: int = 64
+    min_words: int = 30
 
     def __post_init__(self) -> None:
         _lsh_checks("cluster", self.num_perm, self.bands, self.rows)
+        _range("cluster", "min_words", self.min_words, 0, 10**6)
         _range("cluster", "shingle_words", self.shingle_words, 1, 32)
         _range("cluster", "threshold", self.threshold, 0.0, 1.0)
         _range("cluster", "min_similarity", self.min_similarity, 0.0, 100.0)

@@ -20,7 +20,7 @@ from .segment import segment
 ANNOTATION_COLUMNS = [
     S.DOC_ID, S.P_INDEX, S.P_START, S.P_END, S.P_NORM_START, S.P_NORM_END, S.P_KIND, S.P_WORDS, S.P_TEXT,
     S.P_PAIR_KIND, S.P_ROLE, S.P_PARTNER, S.P_SIMILARITY, S.P_JACCARD, S.CLUSTER_ID, S.DUPLICATE_OF,
-    S.P_ACTION, S.DROP_REASON,
+    S.P_ACTION, S.DROP_REASON, S.DECODE_ERROR,
 ]
 
 
@@ -234,7 +234,7 @@ def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, p
         for row, norm, reason in docs.select(S.ROW, S.TEXT_NORM, S.DROP_REASON).iter_rows()
     ]
     docs = docs.with_columns(pl.Series(S.TEXT_CLEAN, cleaned, dtype=pl.String))
-    doc_cols = docs.select(S.ROW, S.CLUSTER_ID, S.DUPLICATE_OF, pl.col(S.DROP_REASON).alias("_doc_reason"))
+    doc_cols = docs.select(S.ROW, S.CLUSTER_ID, S.DUPLICATE_OF, S.DECODE_ERROR, pl.col(S.DROP_REASON).alias("_doc_reason"))
     passages = passages.join(doc_cols, on=S.ROW, how="left").with_columns(
         pl.when(pl.col("_doc_reason").is_not_null()).then(pl.lit("drop")).otherwise(pl.col(S.P_ACTION)).alias(S.P_ACTION),
         pl.coalesce(pl.col("_doc_reason"), pl.col(S.DROP_REASON)).alias(S.DROP_REASON),

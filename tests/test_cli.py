@@ -134,6 +134,7 @@ def test_undecodable_bytes_are_replaced_and_flagged(tmp_path):
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["normalise"]["decode_errors"] == 1
     assert "\ufffd" in pl.read_ndjson(tmp_path / "out" / "cleaned.jsonl")["text"][0]
+    assert pl.read_parquet(tmp_path / "out" / "annotations.parquet")["decode_error"].to_list() == [True]
 
 
 def test_gzip_csv_parquet_txt_dir_and_stdin(tmp_path):
