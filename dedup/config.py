@@ -117,6 +117,8 @@ class PairsConfig:
     repeat_similarity, repeat_jaccard: the same, for passages that are not neighbours (a repeat).
     number_containment: when both passages state numbers, the share of the smaller set of numbers
         that the other must also state (a rewrite keeps its figures; parallel table lines do not).
+    name_containment: when both name people, places or dates (capitalised words), the share of the
+        smaller set that has a close spelling in the other (neighbouring report paragraphs name others).
     min_length_ratio: the shorter passage's share of the longer one's length (a paraphrase has about
         its original's length).
     drop_rewrites: drop the second member of a caption pair from the cleaned text.
@@ -136,6 +138,7 @@ class PairsConfig:
     repeat_similarity: float = 80.0
     repeat_jaccard: float = 0.4
     number_containment: float = 1.0
+    name_containment: float = 0.6
     min_length_ratio: float = 0.7
     drop_rewrites: bool = True
     drop_verbatim_repeats: bool = True
@@ -147,7 +150,7 @@ class PairsConfig:
         _range("pairs", "shingle_chars", self.shingle_chars, 1, 64)
         for key in ("caption_similarity", "repeat_similarity"):
             _range("pairs", key, getattr(self, key), 0.0, 100.0)
-        for key in ("caption_jaccard", "repeat_jaccard", "number_containment", "min_length_ratio"):
+        for key in ("caption_jaccard", "repeat_jaccard", "number_containment", "name_containment", "min_length_ratio"):
             _range("pairs", key, getattr(self, key), 0.0, 1.0)
 
 

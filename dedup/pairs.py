@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 import polars as pl
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from . import schema as S
 from .config import PairsConfig
@@ -79,6 +79,41 @@ def numbers_agree(a: str, b: str, min_containment: float) -> bool:
     return len(na & nb) / min(len(na), len(nb)) >= min_containment
 
 
+_NAME = re.compile(r"\b([A-Z][\w’'-]+)")
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words not at a sentence start: the names, places and dates a passage states.
+
+    >>> sorted(names("It said Ramon Morales has left. “Rafael Collado takes over in May."))
+    ['collado', 'may', 'morales', 'ramon']
+    """
+    out = set()
+    for m in _NAME.finditer(text):
+        before = text[: m.start()].rstrip(" \t\n“”\"‘’'([")
+        if before and before[-1] not in ".!?:":  # a capital after a sentence end is no evidence
+            out.add(m.group(1).lower())
+    return out
+
+
+def names_agree(a: str, b: str, min_containment: float) -> bool:
+    """Whether two passages name the same things: the share of the smaller set of names that has a
+    close spelling (rapidfuzz ratio >= 75, so "Zeleskyy" still matches "Zelenskyy") in the other.
+    Neighbouring report paragraphs share a template but name other people and firms.
+
+    >>> names_agree("Ukrainian President Volodymyr Zelenskyy visits Donetsk", "Volodymyr Zeleskyy visited Donetsk", 0.6)
+    True
+    >>> names_agree("It said Ramon Morales has relinquished his role", "It also said Rafael Collado has assumed the role", 0.6)
+    False
+    """
+    na, nb = names(a), names(b)
+    if not na or not nb:
+        return True
+    small, big = (na, nb) if len(na) <= len(nb) else (nb, na)
+    hits = sum(1 for w in small if process.extractOne(w, big, scorer=fuzz.ratio, score_cutoff=75) is not None)
+    return hits / len(small) >= min_containment
+
+
 def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], list[set]]:
     """Candidate pairs as row indices into ``passages`` (same document, ``i < j``)."""
     folded = [fold(t) for t in passages[S.P_TEXT].to_list()]
@@ -128,6 +163,7 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
         else:
             ok = verbatim or (s >= config.repeat_similarity and j_score >= config.repeat_jaccard)
         ok = ok and (verbatim or numbers_agree(texts[i], texts[j], config.number_containment))
+        ok = ok and (verbatim or names_agree(texts[i], texts[j], config.name_containment))
         ok = ok and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
         if ok:
             accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))

@@ -12,11 +12,11 @@ if TYPE_CHECKING:
     from .pipeline import Result
 
 
-def _md(text: str | None, limit: int = 160) -> str:
+def _md(text: str | None, limit: int = 160, fold: bool = True) -> str:
     """Scraped text made safe for a Markdown table cell: escaped, one line, shortened."""
     if text is None:
         return ""
-    text = " ".join(str(text).split())
+    text = " ".join(str(text).split()) if fold else str(text).replace("\n", " ")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     for ch in "\\`*_[]<>|#":
@@ -55,7 +55,7 @@ def markdown_report(result: Result) -> str:
             for r in sample.iter_rows(named=True):
                 at = f"{r['raw_start']}-{r['raw_end']}"
                 detail = f"{fixer} ({r['detail']})" if r["detail"] else fixer
-                lines.append(f"| {_md(r[S.DOC_ID], 40)} | {_md(detail)} | {at} | {_md(repr(r['before']), 60)} | {_md(repr(r['after']), 60)} |")
+                lines.append(f"| {_md(r[S.DOC_ID], 40)} | {_md(detail)} | {at} | {_md(repr(r['before']), 60, fold=False)} | {_md(repr(r['after']), 60, fold=False)} |")
 
     pr = st["pairs"]
     lines += [
