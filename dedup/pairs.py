@@ -73,10 +73,15 @@ def numbers_agree(a: str, b: str, min_containment: float) -> bool:
     >>> numbers_agree("totaled 327.6 mln, compared to 295.5 mln", "totaled 596.6 mln, up from 526.8 mln", 0.6)
     False
     """
-    na, nb = numbers(a), numbers(b)
+    return _contained(numbers(a), numbers(b), min_containment, lambda item, other: item in other)
+
+
+def _contained(na: set[str], nb: set[str], min_containment: float, matches) -> bool:
+    """Whether at least ``min_containment`` of the smaller set ``matches`` the other (true when either is empty)."""
     if not na or not nb:
         return True
-    return len(na & nb) / min(len(na), len(nb)) >= min_containment
+    small, big = (na, nb) if len(na) <= len(nb) else (nb, na)
+    return sum(1 for item in small if matches(item, big)) / len(small) >= min_containment
 
 
 _NAME = re.compile(r"\b([A-Z][\w’'-]+)")
@@ -90,7 +95,7 @@ def names(text: str) -> set[str]:
     """
     out = set()
     for m in _NAME.finditer(text):
-        before = text[: m.start()].rstrip(" \t\n“”\"‘’'([")
+        before = text[max(0, m.start() - 12) : m.start()].rstrip(" \t\n“”\"‘’'([")
         if before and before[-1] not in ".!?:":  # a capital after a sentence end is no evidence
             out.add(m.group(1).lower())
     return out
@@ -106,12 +111,10 @@ def names_agree(a: str, b: str, min_containment: float) -> bool:
     >>> names_agree("It said Ramon Morales has relinquished his role", "It also said Rafael Collado has assumed the role", 0.6)
     False
     """
-    na, nb = names(a), names(b)
-    if not na or not nb:
-        return True
-    small, big = (na, nb) if len(na) <= len(nb) else (nb, na)
-    hits = sum(1 for w in small if process.extractOne(w, big, scorer=fuzz.ratio, score_cutoff=75) is not None)
-    return hits / len(small) >= min_containment
+    def close(name: str, other: set[str]) -> bool:
+        return process.extractOne(name, other, scorer=fuzz.ratio, score_cutoff=75) is not None
+
+    return _contained(names(a), names(b), min_containment, close)
 
 
 def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], list[set]]:
