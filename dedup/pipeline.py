@@ -24,6 +24,9 @@ ANNOTATION_COLUMNS = [
 ]
 
 
+STAGES = ("normalise", "segment", "pairs", "cluster")
+
+
 @dataclass
 class Result:
     """What :func:`clean` returns: every input record, every passage, and the run's stats."""
@@ -164,10 +167,22 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
     """Run every stage on a document frame; return documents, passages and stats."""
     stats: dict[str, Any] = {"input": {"records": documents.height}}
 
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
+
     def timed(name: str, fn, *args, **kwargs):
+        if bar is not None:
+            bar.set_postfix_str(name)
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         stats.setdefault(name, {})["seconds"] = round(time.perf_counter() - t0, 4)
+        if bar is not None:
+            bar.update(1)
         return out
 
     docs = timed("normalise", normalise, documents, config.normalise, progress=progress)
@@ -215,6 +230,8 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
     t0 = time.perf_counter()
     docs, passages = _finish(docs, passages)
     stats["output"] = {"seconds": round(time.perf_counter() - t0, 4)}
+    if bar is not None:
+        bar.close()
     counts = docs[S.DROP_REASON].fill_null("kept").value_counts(sort=True)
     by_reason = {k: int(v) for k, v in counts.iter_rows()}
     kept = by_reason.pop("kept", 0)
