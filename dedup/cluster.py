@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 
 from . import schema as S
 from .config import ClusterConfig
-from .minhash import fold, jaccard, lsh_pairs, signatures, word_shingles
+from .minhash import ShingleSets, fast_signatures, fold, lsh_pairs
 
 
 class DisjointSet:
@@ -128,13 +128,13 @@ def cluster_documents(
                 ds.union(head, i)
         # 2. LSH over one member of each long-enough exact group, then verification
         heads = [i for i in heads if len(folded[i].split()) >= config.min_words]
-        shingles = [word_shingles(folded[i], config.shingle_words) for i in heads]
-        sig = signatures(shingles, config.num_perm, config.seed)
+        sets = ShingleSets.from_spans([folded[i] for i in heads], "words", config.shingle_words)
+        sig = fast_signatures(sets, config.num_perm, config.seed)
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket)
         stats["candidates"] = int(len(cands))
         for a, b in cands.tolist():
             i, j = heads[a], heads[b]
-            if jaccard(shingles[a], shingles[b]) < config.threshold:
+            if sets.jaccard(a, b) < config.threshold:
                 continue
             if fuzz.ratio(folded[i], folded[j], score_cutoff=config.min_similarity) == 0:
                 continue

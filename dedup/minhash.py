@@ -1,8 +1,9 @@
 """Shingles, MinHash signatures (datasketch) and LSH banding over a signature matrix.
 
-Signatures come from :meth:`datasketch.MinHash.bulk` with the permutation scheme pinned
-(``affine32``: datasketch 2.0 changed its default once, and a pinned scheme keeps signatures equal
-across versions and engines). Banding is done on the whole signature matrix with numpy and polars,
+Signatures follow datasketch's MinHash with the permutation scheme pinned (``affine32``: datasketch
+2.0 changed its default once, and a pinned scheme keeps signatures equal across versions and
+engines). :func:`signatures` calls datasketch itself and is the reference; :func:`fast_signatures`
+computes the same values for a whole batch with numpy, and the stages use it. Banding is done on the whole signature matrix with numpy and polars,
 grouped by an optional key (a document, for within-document pairs), so one code path serves both the
 within-document and the corpus stage; a test checks it against :class:`datasketch.MinHashLSH`.
 """
@@ -59,11 +60,16 @@ def jaccard(a: set, b: set) -> float:
 
 
 def signatures(shingle_sets: list[set[str]], num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures, one row per set, as a ``(n, num_perm)`` uint32 matrix."""
+    """The reference MinHash: datasketch's ``MinHash.bulk`` over string shingle sets, with
+    :func:`shingle_hash32` as its hash function, as a ``(n, num_perm)`` uint32 matrix.
+
+    Slow (one Python call per shingle) and obviously right; :func:`fast_signatures` must equal it.
+    """
     out = np.empty((len(shingle_sets), num_perm), dtype=np.uint32)
     for lo in range(0, len(shingle_sets), _CHUNK):  # chunks keep the encoded shingles transient
         data = [[s.encode("utf-8") for s in shingles] for shingles in shingle_sets[lo : lo + _CHUNK]]
-        for k, m in enumerate(MinHash.generator(data, num_perm=num_perm, seed=seed, scheme=SCHEME)):
+        gen = MinHash.generator(data, num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=shingle_hash32)
+        for k, m in enumerate(gen):
             out[lo + k] = m.hashvalues
     return out
 
@@ -122,3 +128,173 @@ def lsh_pairs(
         pairs = pl.concat([pairs, chain.select("i", pl.col("j").cast(pl.Int64))])
     pairs = pairs.unique().sort("i", "j")
     return pairs.to_numpy().reshape(-1, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The vectorised path: shingle hashes for a whole batch of texts at once, no per-shingle Python.
+#
+# A shingle is a substring of the folded text (a character k-gram, or the span of k words, since
+# folded words are joined by single spaces). Its hash is a polynomial over its code points,
+# sum(c_t * B^(len-1-t)) mod 2^64, finished with the MurmurHash3 64-bit mixer. Every substring's
+# polynomial comes from one prefix sum over the batch: with Q[i] = sum_{t<i} c_t * B^-t (B is odd,
+# so it has an inverse mod 2^64), the polynomial of text[s:e] is (Q[e] - Q[s]) * B^(e-1).
+# MinHash signatures then follow datasketch's "affine32" scheme exactly, with the shingle hash's
+# high 32 bits as datasketch's ``hashfunc``; a test checks both agree value for value.
+# ---------------------------------------------------------------------------------------------
+
+_B = 0x100000001B3
+_B_INV = pow(_B, -1, 1 << 64)
+_M64 = (1 << 64) - 1
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xFF51AFD7ED558CCD)
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xC4CEB9FE1A85EC53)
+        return h ^ (h >> np.uint64(33))
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint32(16))
+        h = h * np.uint32(0x85EBCA6B)
+        h = h ^ (h >> np.uint32(13))
+        h = h * np.uint32(0xC2B2AE35)
+        return h ^ (h >> np.uint32(16))
+
+
+def shingle_hash(shingle: str) -> int:
+    """The 64-bit hash of one shingle: the slow, obviously correct definition of the fast path."""
+    h = 0
+    for ch in shingle:
+        h = (h * _B + ord(ch)) & _M64
+    return int(_fmix64(np.array([h], dtype=np.uint64))[0])
+
+
+def shingle_hash32(shingle: bytes) -> int:
+    """``shingle_hash`` cut to 32 bits, as a datasketch ``hashfunc`` (takes UTF-8 bytes)."""
+    return shingle_hash(shingle.decode("utf-8")) >> 32
+
+
+class ShingleSets:
+    """The shingles of a batch of texts as 64-bit hashes, one run per text (in text order, repeats
+    kept: MinHash ignores them, and :meth:`jaccard` makes sets of the two it compares)."""
+
+    def __init__(self, hashes: np.ndarray, offsets: np.ndarray) -> None:
+        self.hashes = hashes
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, i: int) -> np.ndarray:
+        """The sorted, unique shingle hashes of text ``i``."""
+        return np.unique(self.hashes[self.offsets[i] : self.offsets[i + 1]])
+
+    def sizes(self) -> np.ndarray:
+        """Shingles per text, repeats counted."""
+        return np.diff(self.offsets)
+
+    def jaccard(self, i: int, j: int) -> float:
+        """Exact Jaccard of two sets (hash collisions aside: 64-bit, so ~n^2/2^64)."""
+        a, b = self.get(i), self.get(j)
+        if not len(a) and not len(b):
+            return 0.0
+        inter = len(np.intersect1d(a, b, assume_unique=True))
+        return inter / (len(a) + len(b) - inter)
+
+    @classmethod
+    def from_spans(cls, folded: list[str], kind: str, k: int) -> ShingleSets:
+        """Shingles of every text: ``kind`` is ``"chars"`` (k-grams) or ``"words"`` (k-word spans)."""
+        lengths = np.fromiter((len(t) for t in folded), dtype=np.int64, count=len(folded))
+        starts_of_text = np.r_[0, np.cumsum(lengths)]
+        joined = "".join(folded)
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        if kind == "chars":
+            group, s, e = _char_spans(lengths, starts_of_text, k)
+        else:
+            group, s, e = _word_spans(codes, lengths, starts_of_text, k)
+        hashes = _substring_hashes(codes, s, e)
+        offsets = np.searchsorted(group, np.arange(len(folded) + 1), side="left").astype(np.int64)
+        return cls(hashes, offsets)
+
+
+def _substring_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    n = len(codes)
+    if not len(starts):
+        return np.empty(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        inv_pow = np.empty(n, dtype=np.uint64)
+        if n:
+            inv_pow[0] = 1
+            inv_pow[1:] = np.uint64(_B_INV)
+            inv_pow = np.cumprod(inv_pow, dtype=np.uint64)
+        pow_ = np.empty(max(n, 1), dtype=np.uint64)
+        pow_[0] = 1
+        pow_[1:] = np.uint64(_B)
+        pow_ = np.cumprod(pow_, dtype=np.uint64)
+        prefix = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(codes * inv_pow, dtype=np.uint64, out=prefix[1:])
+        poly = (prefix[ends] - prefix[starts]) * pow_[ends - 1]
+    return _fmix64(poly)
+
+
+def _char_spans(lengths: np.ndarray, text_starts: np.ndarray, k: int):
+    """(text, start, end) of every character k-gram; a text shorter than k is one shingle."""
+    counts = np.where(lengths > k, lengths - k + 1, (lengths > 0).astype(np.int64))
+    group = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(first, counts)
+    starts = text_starts[:-1][group] + within
+    ends = starts + np.minimum(k, lengths[group])
+    return group, starts, ends
+
+
+def _word_spans(codes: np.ndarray, lengths: np.ndarray, text_starts: np.ndarray, k: int):
+    """(text, start, end) of every run of k words; a text of fewer words is one shingle."""
+    n = len(codes)
+    is_char = codes != 32
+    text_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    boundary = np.zeros(n, dtype=bool)
+    boundary[text_starts[:-1][lengths > 0]] = True
+    prev_space = np.r_[True, ~is_char[:-1]] if n else np.empty(0, dtype=bool)
+    next_space = np.r_[~is_char[1:], True] if n else np.empty(0, dtype=bool)
+    ends_at = np.zeros(n, dtype=bool)
+    ends_at[(text_starts[1:] - 1)[lengths > 0]] = True
+    w_start = np.flatnonzero(is_char & (prev_space | boundary))
+    w_end = np.flatnonzero(is_char & (next_space | ends_at)) + 1
+    w_text = text_of[w_start]
+    words = np.bincount(w_text, minlength=len(lengths)).astype(np.int64)
+    counts = np.where(words > k, words - k + 1, (words > 0).astype(np.int64))
+    group = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    first_word = np.cumsum(words) - words
+    first_span = np.cumsum(counts) - counts
+    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(first_span, counts)
+    lo = first_word[group] + within
+    hi = lo + np.minimum(k, words[group]) - 1
+    return group, w_start[lo], w_end[hi]
+
+
+def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 << 16) -> np.ndarray:
+    """MinHash signatures of every set, equal to datasketch's ``MinHash(num_perm, seed,
+    scheme="affine32", hashfunc=shingle_hash32)``; empty sets get datasketch's empty value."""
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+    a = a.astype(np.uint32)
+    b = b.astype(np.uint32)
+    out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    sizes = sets.sizes()
+    group = np.repeat(np.arange(len(sets), dtype=np.int64), sizes)
+    h32 = _fmix32((sets.hashes >> np.uint64(32)).astype(np.uint32))
+    for lo in range(0, len(h32), chunk):  # a chunk stays in cache across the permutations
+        hv = h32[lo : lo + chunk]
+        g = group[lo : lo + chunk]
+        cut = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        ids = g[cut]
+        mins = np.empty((len(cut), num_perm), dtype=np.uint32)
+        with np.errstate(over="ignore"):
+            for p in range(num_perm):
+                mins[:, p] = np.minimum.reduceat(hv * a[p] + b[p], cut)
+        out[ids] = np.minimum(out[ids], mins)
+    return out

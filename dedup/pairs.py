@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 
 from . import schema as S
 from .config import PairsConfig
-from .minhash import char_shingles, fold, jaccard, lsh_pairs, signatures
+from .minhash import ShingleSets, fast_signatures, fold, lsh_pairs
 
 PAIR_COLUMNS = {
     S.P_PARTNER: pl.Int32,
@@ -117,13 +117,19 @@ def names_agree(a: str, b: str, min_containment: float) -> bool:
     return _contained(names(a), names(b), min_containment, close)
 
 
-def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], list[set]]:
-    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``)."""
+def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], ShingleSets, np.ndarray]:
+    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``).
+
+    Also returns the folded texts, the shingle sets of the eligible passages and, per passage, its
+    position in those sets (-1 when not eligible).
+    """
     folded = [fold(t) for t in passages[S.P_TEXT].to_list()]
-    eligible = (passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)
-    idx = np.flatnonzero(eligible.to_numpy())
-    shingles = [char_shingles(folded[i], config.shingle_chars) if eligible[i] else set() for i in range(len(folded))]
-    sig = signatures([shingles[i] for i in idx], config.num_perm, config.seed)
+    eligible = ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
+    idx = np.flatnonzero(eligible)
+    position = np.full(len(folded), -1, dtype=np.int64)
+    position[idx] = np.arange(len(idx))
+    sets = ShingleSets.from_spans([folded[i] for i in idx], "chars", config.shingle_chars)
+    sig = fast_signatures(sets, config.num_perm, config.seed)
     rows = passages[S.ROW].to_numpy()
     lsh = lsh_pairs(sig, config.bands, config.rows, groups=rows[idx])
     lsh = idx[lsh] if len(lsh) else np.empty((0, 2), dtype=np.int64)
@@ -131,7 +137,7 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     same_doc = rows[idx[1:]] == rows[idx[:-1]]
     neighbours = np.column_stack([idx[:-1][same_doc], idx[1:][same_doc]])
     both = np.unique(np.vstack([lsh.reshape(-1, 2), neighbours.reshape(-1, 2)]), axis=0)
-    return both, folded, shingles
+    return both, folded, sets, position
 
 
 def _document_batches(rows: np.ndarray, size: int) -> list[tuple[int, int]]:
@@ -151,14 +157,14 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
 
     Returns ``{position: (partner index, pair kind, role, similarity, jaccard)}`` for paired passages.
     """
-    cands, folded, shingles = candidate_pairs(passages, config)
+    cands, folded, sets, position = candidate_pairs(passages, config)
     texts = passages[S.P_TEXT].to_list()
     index = passages[S.P_INDEX].to_numpy()
     eligible_pos = _neighbour_rank(passages, config)
     accepted = []
     for i, j in cands.tolist():
         neighbours = eligible_pos[j] - eligible_pos[i] == 1
-        j_score = jaccard(shingles[i], shingles[j])
+        j_score = sets.jaccard(position[i], position[j])
         verbatim = folded[i] == folded[j]
         s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
         if neighbours:

@@ -11,7 +11,7 @@ from datasketch import MinHash, MinHashLSH
 from dedup import schema as S
 from dedup.cluster import DisjointSet, cluster_documents, parse_date
 from dedup.config import ClusterConfig
-from dedup.minhash import char_shingles, fold, jaccard, lsh_pairs, signatures, word_shingles
+from dedup.minhash import char_shingles, fold, jaccard, lsh_pairs, shingle_hash32, signatures, word_shingles
 from dedup.normalise import normalise
 
 
@@ -24,7 +24,9 @@ def test_lsh_pairs_equal_datasketch_lsh(seed_text):
     sig = signatures(sets, 128, 1)
     for bands, rows in ((64, 2), (32, 4), (16, 8)):
         ours = set(map(tuple, lsh_pairs(sig, bands, rows).tolist()))
-        mins = MinHash.bulk([[s.encode() for s in sorted(x)] for x in sets], num_perm=128, seed=1, scheme="affine32")
+        mins = MinHash.bulk(
+            [[s.encode() for s in x] for x in sets], num_perm=128, seed=1, scheme="affine32", hashfunc=shingle_hash32
+        )
         lsh = MinHashLSH(num_perm=128, params=(bands, rows))
         for i, m in enumerate(mins):
             lsh.insert(i, m)
@@ -180,3 +182,39 @@ def test_short_templated_notices_are_not_near_duplicates(reuters_result):
     for a, b in (("reuters-2579", "reuters-1326"), ("reuters-4144", "reuters-1708"), ("reuters-8269", "reuters-5914")):
         assert cid[a] is None or cid[a] != cid[b]
     assert reuters_result.stats["cluster"]["near_duplicates"] == 169
+
+
+@pytest.mark.parametrize("kind,k,reference", [("chars", 5, char_shingles), ("words", 3, word_shingles)])
+def test_fast_shingles_and_signatures_equal_the_reference(seed_text, kind, k, reference):
+    """The vectorised path against the slow one: the same shingle hashes as hashing each string
+    shingle, and the same signatures as datasketch's own MinHash with that hash function."""
+    from dedup.minhash import ShingleSets, fast_signatures, shingle_hash
+
+    texts = [fold(p) for p in seed_text.split("\n\n")] + ["", "ab", "one two", "ünïcödé ’ text"]
+    sets = ShingleSets.from_spans(texts, kind, k)
+    string_sets = [reference(t, k) for t in texts]
+    for i, shingles in enumerate(string_sets):
+        assert sets.get(i).tolist() == sorted(shingle_hash(s) for s in shingles)
+    assert np.array_equal(fast_signatures(sets, 128, 1, chunk=777), signatures(string_sets, 128, 1))
+    for i, j in ((7, 8), (12, 13), (34, 50), (0, 1)):
+        assert sets.jaccard(i, j) == pytest.approx(jaccard(string_sets[i], string_sets[j]))
+
+
+def test_fast_signatures_on_reuters_equal_datasketch():
+    from dedup.minhash import ShingleSets, fast_signatures
+
+    from .conftest import REUTERS, need
+
+    texts = [fold(t) for t in pl.read_ndjson(need(REUTERS)).head(300)["text"].to_list()]
+    fast = fast_signatures(ShingleSets.from_spans(texts, "words", 3), 64, 9)
+    assert np.array_equal(fast, signatures([word_shingles(t, 3) for t in texts], 64, 9))
+
+
+def test_fast_path_on_empty_batches():
+    from dedup.minhash import ShingleSets, fast_signatures
+
+    for texts in ([], [""], ["", ""]):
+        for kind in ("chars", "words"):
+            sets = ShingleSets.from_spans(texts, kind, 3)
+            assert len(sets) == len(texts)
+            assert fast_signatures(sets, 16, 1).shape == (len(texts), 16)

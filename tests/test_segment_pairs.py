@@ -102,7 +102,7 @@ def test_long_document_is_not_compared_all_pairs():
     doc = pl.DataFrame({S.ROW: [0], S.DOC_ID: ["big"], S.TEXT: ["\n\n".join(paras[:5000])]})
     passages = segment(normalise(doc))
     assert passages.height == 5000
-    cands, _, _ = candidate_pairs(passages, PairsConfig())
+    cands, *_ = candidate_pairs(passages, PairsConfig())
     assert len(cands) < 0.005 * 5000 * 4999 / 2
     result = find_pairs(passages, PairsConfig(batch_passages=1000))  # one document is never split
     assert (result[S.P_ROLE] == "verbatim").sum() > 0
