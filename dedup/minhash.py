@@ -147,22 +147,27 @@ _B_INV = pow(_B, -1, 1 << 64)
 _M64 = (1 << 64) - 1
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
+# MurmurHash3's finalizers (a fixed bijection that spreads bits): shifts and multipliers per width.
+_FMIX = {
+    64: (np.uint64, 33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33),
+    32: (np.uint32, 16, 0x85EBCA6B, 13, 0xC2B2AE35, 16),
+}
+
+
+def _fmix(h: np.ndarray, width: int) -> np.ndarray:
+    kind, s1, m1, s2, m2, s3 = _FMIX[width]
     with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(33))
-        h = h * np.uint64(0xFF51AFD7ED558CCD)
-        h = h ^ (h >> np.uint64(33))
-        h = h * np.uint64(0xC4CEB9FE1A85EC53)
-        return h ^ (h >> np.uint64(33))
+        h = (h ^ (h >> kind(s1))) * kind(m1)
+        h = (h ^ (h >> kind(s2))) * kind(m2)
+        return h ^ (h >> kind(s3))
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    return _fmix(h, 64)
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint32(16))
-        h = h * np.uint32(0x85EBCA6B)
-        h = h ^ (h >> np.uint32(13))
-        h = h * np.uint32(0xC2B2AE35)
-        return h ^ (h >> np.uint32(16))
+    return _fmix(h, 32)
 
 
 def shingle_hash(shingle: str) -> int:
