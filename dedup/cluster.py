@@ -119,6 +119,13 @@ def cluster_documents(
     active_mask &= words > 0
     ds = DisjointSet(n)
     stats: dict = {"candidates": 0, "verified": 0}
+    folded_cache: dict[int, str] = {}  # only documents in candidate pairs or clusters
+
+    def folded_of(i: int) -> str:
+        if i not in folded_cache:
+            folded_cache[i] = fold(col[i])
+        return folded_cache[i]
+
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
@@ -151,9 +158,10 @@ def cluster_documents(
         timings["lsh_seconds"] = time.perf_counter() - t0
         stats["candidates"] = int(len(cands))
         t0 = time.perf_counter()
-        for a, b in cands.tolist():
+        estimates = (sig[cands[:, 0]] == sig[cands[:, 1]]).mean(axis=1) if len(cands) else np.empty(0)
+        for (a, b), estimate in zip(cands.tolist(), estimates.tolist()):
             i, j = heads[a], heads[b]
-            if _verified(col[i], col[j], config):
+            if _verified(folded_of(i), folded_of(j), estimate, config):
                 stats["verified"] += 1
                 ds.union(i, j)
         timings["verify_seconds"] = time.perf_counter() - t0
@@ -181,7 +189,7 @@ def cluster_documents(
             dup_of[i] = ids[rep]
             exact = exact_key[i] == exact_key[rep] and _same_text(col, i, rep)
             dup_kind[i] = "exact" if exact else "near"
-            dup_sim[i] = 100.0 if exact else fuzz.ratio(fold(col[i]), fold(col[rep]))
+            dup_sim[i] = 100.0 if exact else fuzz.ratio(folded_of(i), folded_of(rep))
     timings["components_seconds"] = time.perf_counter() - t0
     stats.update(
         clusters=clusters,
@@ -196,17 +204,27 @@ def cluster_documents(
     return out, stats
 
 
-_CHUNK = 20000
+_CHUNK = 1000  # documents shingled at once: small enough that numpy reuses its buffers
 
 
 def _same_text(col: pl.Series, i: int, j: int) -> bool:
     return " ".join(col[i].split()) == " ".join(col[j].split())
 
 
-def _verified(a: str, b: str, config: ClusterConfig) -> bool:
-    """A candidate pair is a near duplicate: exact word-shingle Jaccard and rapidfuzz ratio both pass."""
-    fa, fb = fold(a), fold(b)
-    sets = ShingleSets.from_spans([fa, fb], "words", config.shingle_words)
-    if sets.jaccard(0, 1) < config.threshold:
+# The MinHash estimate of Jaccard has a standard error of at most 0.5/sqrt(num_perm); this many
+# standard errors away from the threshold it decides alone, and exact Jaccard is computed only for
+# the pairs in between.
+ESTIMATE_SIGMAS = 3.5
+
+
+def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:
+    """A candidate pair (folded texts) is a near duplicate: Jaccard (exact near the threshold) and
+    rapidfuzz ratio both pass."""
+    margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
+    if estimate < config.threshold - margin:
         return False
+    if estimate < config.threshold + margin:
+        sets = ShingleSets.from_spans([fa, fb], "words", config.shingle_words)
+        if sets.jaccard(0, 1) < config.threshold:
+            return False
     return fuzz.ratio(fa, fb, score_cutoff=config.min_similarity) > 0

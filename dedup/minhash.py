@@ -221,28 +221,42 @@ class ShingleSets:
             group, s, e = _char_spans(lengths, starts_of_text, k)
         else:
             group, s, e = _word_spans(codes, lengths, starts_of_text, k)
-        hashes = _substring_hashes(codes, s, e)
+        rel = np.arange(len(codes), dtype=np.int64) - np.repeat(starts_of_text[:-1], lengths)
+        hashes = _substring_hashes(codes, rel, s, e, e - starts_of_text[:-1][group])
         offsets = np.searchsorted(group, np.arange(len(folded) + 1), side="left").astype(np.int64)
         return cls(hashes, offsets)
 
 
-def _substring_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    n = len(codes)
+_POWERS: dict[str, np.ndarray] = {}
+
+
+def _power_table(name: str, base: int, size: int) -> np.ndarray:
+    """``base**t mod 2^64`` for ``t < size``, grown on demand and kept (a pure function's cache)."""
+    table = _POWERS.get(name)
+    if table is None or len(table) < size:
+        size = max(size, 4096, 2 * len(table) if table is not None else 0)
+        table = np.empty(size, dtype=np.uint64)
+        table[0] = 1
+        table[1:] = np.uint64(base)
+        with np.errstate(over="ignore"):
+            table = np.cumprod(table, dtype=np.uint64)
+        _POWERS[name] = table
+    return table
+
+
+def _substring_hashes(codes: np.ndarray, rel: np.ndarray, starts: np.ndarray, ends: np.ndarray, rel_end: np.ndarray) -> np.ndarray:
+    """Hashes of ``text[s:e]`` for every span. ``rel`` is each code point's offset in its own text
+    and ``rel_end`` each span's end offset in its text: exponents stay below the longest text's length,
+    so the power tables stay small however large the batch."""
     if not len(starts):
         return np.empty(0, dtype=np.uint64)
+    longest = int(rel.max()) + 2 if len(rel) else 2
+    inv_pow = _power_table("inv", _B_INV, longest)
+    pow_ = _power_table("pow", _B, longest)
+    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        inv_pow = np.empty(n, dtype=np.uint64)
-        if n:
-            inv_pow[0] = 1
-            inv_pow[1:] = np.uint64(_B_INV)
-            inv_pow = np.cumprod(inv_pow, dtype=np.uint64)
-        pow_ = np.empty(max(n, 1), dtype=np.uint64)
-        pow_[0] = 1
-        pow_[1:] = np.uint64(_B)
-        pow_ = np.cumprod(pow_, dtype=np.uint64)
-        prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum(codes * inv_pow, dtype=np.uint64, out=prefix[1:])
-        poly = (prefix[ends] - prefix[starts]) * pow_[ends - 1]
+        np.cumsum(codes * inv_pow[rel], dtype=np.uint64, out=prefix[1:])
+        poly = (prefix[ends] - prefix[starts]) * pow_[rel_end - 1]
     return _fmix64(poly)
 
 
