@@ -94,31 +94,32 @@ def _plots(record: dict, fig_dir: Path) -> list[str]:
         return []
     fig_dir.mkdir(parents=True, exist_ok=True)
     res = record["results"]
-    names = []
+    names: list[str] = []
+
+    def save(fig, ax, name: str, title: str, xlabel: str, ylabel: str = "", legend: bool = False) -> None:
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        if legend:
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(fig_dir / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for tool in dict.fromkeys(r["tool"] for r in res):
         pts = sorted((r["docs"], r["docs"] / r["seconds_median"]) for r in res if r["tool"] == tool)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=tool)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("documents")
-    ax.set_ylabel("documents per second")
-    ax.set_title("Throughput (signatures + LSH + clustering)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(fig_dir / "throughput.png", dpi=110)
-    plt.close(fig)
-    names.append("throughput.png")
+    save(fig, ax, "throughput.png", "Throughput (signatures + LSH + clustering)", "documents", "documents per second", legend=True)
     biggest = max(r["docs"] for r in res)
     at = [r for r in res if r["docs"] == biggest]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.barh([r["tool"] for r in at], [r["peak_rss_mb"] for r in at])
-    ax.set_xlabel("peak RSS, MB")
-    ax.set_title(f"Peak memory at {biggest:,} documents")
-    fig.tight_layout()
-    fig.savefig(fig_dir / "memory.png", dpi=110)
-    plt.close(fig)
-    names.append("memory.png")
+    save(fig, ax, "memory.png", f"Peak memory at {biggest:,} documents", "peak RSS, MB")
     stages = [r for r in res if r["tool"] == "dedup" and r["stages"]]
     if stages:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -127,12 +128,5 @@ def _plots(record: dict, fig_dir: Path) -> list[str]:
             vals = [r["stages"][key] for r in stages]
             ax.barh([f"{r['docs']:,}" for r in stages], vals, left=left, label=key.replace("_seconds", ""))
             left = [a + b for a, b in zip(left, vals)]
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("documents")
-        ax.set_title("dedup: time per step")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(fig_dir / "stages.png", dpi=110)
-        plt.close(fig)
-        names.append("stages.png")
+        save(fig, ax, "stages.png", "dedup: time per step", "seconds", "documents", legend=True)
     return names
