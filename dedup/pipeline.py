@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,6 @@ class Result:
         write_frame(self.dropped_records(), paths["dropped"], fmt)
         write_frame(self.annotations().filter(pl.col(S.P_ACTION) == "drop"), paths["dropped_passages"], fmt)
         write_frame(self.annotations(), paths["annotations"], "parquet")
-        import json
-
         write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
         write_text(paths["report"], self.report())
         return paths
