@@ -29,9 +29,11 @@ def _shingle_bytes(texts: list[str]) -> list[list[bytes]]:
     return [[s.encode("utf-8") for s in word_shingles(fold(t), SHINGLE_WORDS)] for t in texts]
 
 
-def dedup_cluster(texts: list[str]) -> tuple[np.ndarray, dict]:
-    """dedup's corpus stage: exact groups, MinHash LSH, verification (Jaccard and rapidfuzz), components."""
-    frame = pl.DataFrame({S.ROW: np.arange(len(texts)), S.DOC_ID: [str(i) for i in range(len(texts))], S.TEXT_NORM: texts})
+def dedup_cluster(texts: pl.Series) -> tuple[np.ndarray, dict]:
+    """dedup's corpus stage: exact groups, MinHash LSH, verification (Jaccard and rapidfuzz), components.
+    It takes the text column as it is (a polars frame is its input), the peers a list of strings."""
+    n = len(texts)
+    frame = pl.DataFrame({S.ROW: np.arange(n), S.DOC_ID: pl.int_range(n, eager=True).cast(pl.String), S.TEXT_NORM: texts})
     config = ClusterConfig(num_perm=NUM_PERM, bands=BANDS, rows=ROWS, threshold=THRESHOLD, shingle_words=SHINGLE_WORDS, seed=SEED)
     out, stats = cluster_documents(frame, config)
     cid = out[S.CLUSTER_ID].to_numpy()
@@ -91,6 +93,8 @@ def hashing_floor(texts: list[str]) -> tuple[np.ndarray | None, dict]:
     ShingleSets.from_spans([fold(t) for t in texts], "words", SHINGLE_WORDS)
     return None, {}
 
+
+TAKES_SERIES = {"dedup"}  # the others get a list of str, made before their clock starts
 
 PEERS = {
     "dedup": dedup_cluster,

@@ -92,9 +92,11 @@ def recall_details(pred: np.ndarray, strong: np.ndarray, corpus: pl.DataFrame) -
 # ---------------------------------------------------------------------------------------------
 
 def child(tool: str, corpus: Path, labels_out: Path) -> None:
-    from .peers import PEERS
+    from .peers import PEERS, TAKES_SERIES
 
-    texts = pl.read_parquet(corpus)["text"].to_list()
+    texts = pl.read_parquet(corpus, columns=["text"])["text"]
+    if tool not in TAKES_SERIES:
+        texts = texts.to_list()
     t0 = time.perf_counter()
     labels, stages = PEERS[tool](texts)
     seconds = time.perf_counter() - t0

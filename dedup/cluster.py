@@ -129,7 +129,12 @@ def cluster_documents(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
-    exact_key = col.str.replace_all(r"\s+", " ").str.strip_chars().hash(seed=0).to_numpy()
+    exact_key = np.concatenate(
+        [
+            col.slice(lo, _KEY_CHUNK).str.replace_all(r"\s+", " ").str.strip_chars().hash(seed=0).to_numpy()
+            for lo in range(0, max(n, 1), _KEY_CHUNK)
+        ]
+    )[:n]
     heads: list[int] = []
     if config.enabled and n:
         first_of: dict[int, int] = {}
@@ -204,6 +209,7 @@ def cluster_documents(
     return out, stats
 
 
+_KEY_CHUNK = 100_000  # texts whose whitespace-folded copies exist at once
 _CHUNK = 1000  # documents shingled at once: small enough that numpy reuses its buffers
 
 

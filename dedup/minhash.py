@@ -107,26 +107,27 @@ def lsh_pairs(
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
     keys = _band_keys(sig, bands, rows)
-    frame = pl.DataFrame(
-        {
-            "g": np.repeat(groups if groups is not None else np.zeros(n, dtype=np.int64), bands),
-            "band": np.tile(np.arange(bands, dtype=np.int32), n),
-            "key": keys.reshape(-1),
-            "i": np.repeat(np.arange(n, dtype=np.int64), bands),
-        }
-    )
-    frame = frame.with_columns(pl.len().over("g", "band", "key").alias("size")).filter(pl.col("size") > 1)
-    small = frame.filter(pl.col("size") <= max_bucket).drop("size")
-    pairs = (
-        small.join(small, on=["g", "band", "key"], suffix="_j")
-        .filter(pl.col("i") < pl.col("i_j"))
-        .select(pl.col("i"), pl.col("i_j").alias("j"))
-    )
-    big = frame.filter(pl.col("size") > max_bucket).sort("g", "band", "key", "i")
-    if big.height:
-        chain = big.with_columns(pl.col("i").shift(-1).over("g", "band", "key").alias("j")).drop_nulls("j")
-        pairs = pl.concat([pairs, chain.select("i", pl.col("j").cast(pl.Int64))])
-    pairs = pairs.unique().sort("i", "j")
+    g = groups if groups is not None else np.zeros(n, dtype=np.int64)
+    ids = np.arange(n, dtype=np.int64)
+    found = []
+    for band in range(bands):  # one band at a time: memory stays at a few arrays of n
+        frame = pl.DataFrame({"g": g, "key": keys[:, band], "i": ids})
+        frame = frame.with_columns(pl.len().over("g", "key").alias("size")).filter(pl.col("size") > 1)
+        if not frame.height:
+            continue
+        small = frame.filter(pl.col("size") <= max_bucket).drop("size")
+        found.append(
+            small.join(small, on=["g", "key"], suffix="_j")
+            .filter(pl.col("i") < pl.col("i_j"))
+            .select(pl.col("i"), pl.col("i_j").alias("j"))
+        )
+        big = frame.filter(pl.col("size") > max_bucket).sort("g", "key", "i")
+        if big.height:
+            chain = big.with_columns(pl.col("i").shift(-1).over("g", "key").alias("j")).drop_nulls("j")
+            found.append(chain.select("i", pl.col("j").cast(pl.Int64)))
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = pl.concat(found).unique().sort("i", "j")
     return pairs.to_numpy().reshape(-1, 2)
 
 
