@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import time
 
@@ -120,9 +119,12 @@ def cluster_documents(
     active_mask &= words > 0
     ds = DisjointSet(n)
     stats: dict = {"candidates": 0, "verified": 0}
-    @functools.lru_cache(maxsize=_FOLDED_CACHE)  # candidates come sorted, so recent documents recur
+    folded_cache: dict[int, str] = {}  # only documents in candidate pairs or clusters
+
     def folded_of(i: int) -> str:
-        return fold(col[i])
+        if i not in folded_cache:
+            folded_cache[i] = fold(col[i])
+        return folded_cache[i]
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -207,7 +209,6 @@ def cluster_documents(
     return out, stats
 
 
-_FOLDED_CACHE = 20_000  # folded texts kept for verification
 _KEY_CHUNK = 100_000  # texts whose whitespace-folded copies exist at once
 _CHUNK = 1000  # documents shingled at once: small enough that numpy reuses its buffers
 
