@@ -165,13 +165,11 @@ def fix_quotes(text: str) -> str:
 
 
 def _closer_ahead(text: str, start: int) -> bool:
-    """Whether a closing ’ (after a letter, before a non-letter) follows within the same sentence span."""
-    for m in re.finditer("’", text[start : start + 300]):
-        j = start + m.start()
-        if _is_letter(text[j - 1]) and not _is_letter(text[j + 1] if j + 1 < len(text) else ""):
+    """Whether a closing ’ (after a letter, before a non-letter) follows within the next 300 characters."""
+    end = min(len(text), start + 300)
+    for j in range(start, end):
+        if text[j] == "’" and _is_letter(text[j - 1]) and not _is_letter(text[j + 1] if j + 1 < len(text) else ""):
             return True
-        if _is_letter(text[j - 1]) and _is_letter(text[j + 1] if j + 1 < len(text) else ""):
-            continue
     return False
 
 
