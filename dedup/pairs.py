@@ -124,8 +124,7 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     position in those sets (-1 when not eligible).
     """
     folded = [fold(t) for t in passages[S.P_TEXT].to_list()]
-    eligible = ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
-    idx = np.flatnonzero(eligible)
+    idx = np.flatnonzero(_eligible(passages, config))
     position = np.full(len(folded), -1, dtype=np.int64)
     position[idx] = np.arange(len(idx))
     sets = ShingleSets.from_spans([folded[i] for i in idx], "chars", config.shingle_chars)
@@ -167,13 +166,16 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
         j_score = sets.jaccard(position[i], position[j])
         verbatim = folded[i] == folded[j]
         s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
-        if neighbours:
-            ok = verbatim or (s >= config.caption_similarity and j_score >= config.caption_jaccard)
-        else:
-            ok = verbatim or (s >= config.repeat_similarity and j_score >= config.repeat_jaccard)
-        ok = ok and (verbatim or numbers_agree(texts[i], texts[j], config.number_containment))
-        ok = ok and (verbatim or names_agree(texts[i], texts[j], config.name_containment))
-        ok = ok and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
+        min_sim, min_jac = (
+            (config.caption_similarity, config.caption_jaccard) if neighbours else (config.repeat_similarity, config.repeat_jaccard)
+        )
+        ok = verbatim or (
+            s >= min_sim
+            and j_score >= min_jac
+            and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
+            and numbers_agree(texts[i], texts[j], config.number_containment)
+            and names_agree(texts[i], texts[j], config.name_containment)
+        )
         if ok:
             accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
     out: dict[int, list] = {}
@@ -208,7 +210,7 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
         for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages):
             batch = passages.slice(lo, hi - lo)
             for k, value in _assign_pairs(batch, config).items():
-                for target, v in ((partner, value[0]), (kind, value[1]), (role, value[2]), (sim, value[3]), (jac, value[4])):
+                for target, v in zip((partner, kind, role, sim, jac), value):
                     target[lo + k] = v
     action, reason = [], []
     for k, r in zip(kind, role):
@@ -227,10 +229,14 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
     )
 
 
+def _eligible(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
+    """Which passages take part in pairing: no fragments, at least ``min_words`` words."""
+    return ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
+
+
 def _neighbour_rank(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
     """Position of each passage among the eligible passages of its document (fragments skipped)."""
-    eligible = ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
-    rank = np.cumsum(eligible) - 1
+    rank = np.cumsum(_eligible(passages, config)) - 1
     rows = passages[S.ROW].to_numpy()
     # different documents must never look like neighbours: offset each document's ranks apart
     doc_break = np.r_[0, np.cumsum(rows[1:] != rows[:-1])]
