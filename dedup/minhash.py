@@ -3,8 +3,9 @@
 Signatures follow datasketch's MinHash with the permutation scheme pinned (``affine32``: datasketch
 2.0 changed its default once, and a pinned scheme keeps signatures equal across versions and
 engines). :func:`signatures` calls datasketch itself and is the reference; :func:`fast_signatures`
-computes the same values for a whole batch with numpy, and the stages use it. Banding is done on the whole signature matrix with numpy and polars,
-grouped by an optional key (a document, for within-document pairs), so one code path serves both the
+computes the same values for a whole batch with numpy, and the stages use it. Banding
+(:func:`lsh_pairs`) takes one band of the signature matrix at a time and groups with polars,
+optionally within a key (a document, for within-document pairs), so one code path serves both the
 within-document and the corpus stage; a test checks it against :class:`datasketch.MinHashLSH`.
 """
 
@@ -137,8 +138,9 @@ def lsh_pairs(
 # A shingle is a substring of the folded text (a character k-gram, or the span of k words, since
 # folded words are joined by single spaces). Its hash is a polynomial over its code points,
 # sum(c_t * B^(len-1-t)) mod 2^64, finished with the MurmurHash3 64-bit mixer. Every substring's
-# polynomial comes from one prefix sum over the batch: with Q[i] = sum_{t<i} c_t * B^-t (B is odd,
-# so it has an inverse mod 2^64), the polynomial of text[s:e] is (Q[e] - Q[s]) * B^(e-1).
+# polynomial comes from one prefix sum over the batch: with Q[i] = sum_{t<i} c_t * B^-r(t), where
+# r(t) is t's offset inside its own text (B is odd, so it has an inverse mod 2^64), the polynomial of
+# a span [s, e) of one text is (Q[e] - Q[s]) * B^(r(e-1)); exponents stay below the longest text.
 # MinHash signatures then follow datasketch's "affine32" scheme exactly, with the shingle hash's
 # high 32 bits as datasketch's ``hashfunc``; a test checks both agree value for value.
 # ---------------------------------------------------------------------------------------------
@@ -163,20 +165,12 @@ def _fmix(h: np.ndarray, width: int) -> np.ndarray:
         return h ^ (h >> kind(s3))
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    return _fmix(h, 64)
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    return _fmix(h, 32)
-
-
 def shingle_hash(shingle: str) -> int:
     """The 64-bit hash of one shingle: the slow, obviously correct definition of the fast path."""
     h = 0
     for ch in shingle:
         h = (h * _B + ord(ch)) & _M64
-    return int(_fmix64(np.array([h], dtype=np.uint64))[0])
+    return int(_fmix(np.array([h], dtype=np.uint64), 64)[0])
 
 
 def shingle_hash32(shingle: bytes) -> int:
@@ -258,7 +252,7 @@ def _substring_hashes(codes: np.ndarray, rel: np.ndarray, starts: np.ndarray, en
     with np.errstate(over="ignore"):
         np.cumsum(codes * inv_pow[rel], dtype=np.uint64, out=prefix[1:])
         poly = (prefix[ends] - prefix[starts]) * pow_[rel_end - 1]
-    return _fmix64(poly)
+    return _fmix(poly, 64)
 
 
 def _char_spans(lengths: np.ndarray, text_starts: np.ndarray, k: int):
@@ -306,7 +300,7 @@ def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 
     out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     sizes = sets.sizes()
     group = np.repeat(np.arange(len(sets), dtype=np.int64), sizes)
-    h32 = _fmix32((sets.hashes >> np.uint64(32)).astype(np.uint32))
+    h32 = _fmix((sets.hashes >> np.uint64(32)).astype(np.uint32), 32)
     for lo in range(0, len(h32), chunk):  # a chunk stays in cache across the permutations
         hv = h32[lo : lo + chunk]
         g = group[lo : lo + chunk]
