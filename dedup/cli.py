@@ -40,6 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--doc", help="id of the document to explain")
     e.add_argument("--passage", type=int, help="only this passage (0-based index) of the document")
     _common(e)
+
+    g = sub.add_parser(
+        "score", help="garble-score a pair of texts, one text, or a file of pairs or passages",
+        description="Score how a rewrite distorts its original (--original/--rewrite, or a file with columns "
+                    "'original' and 'rewrite'), or score passages on intrinsic signals alone (--text, or a file "
+                    "with a 'text' column). A file's results go to -o (JSONL, Parquet or CSV by its extension) "
+                    "or to stdout as JSONL.", epilog=EPILOG)
+    g.add_argument("input", nargs="?", help="JSONL (.gz), Parquet or CSV file of pairs or passages")
+    g.add_argument("--original", help="the original text (with --rewrite)")
+    g.add_argument("--rewrite", help="the rewritten text to score against --original")
+    g.add_argument("--text", help="score this text alone (unpaired)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write a file's results here (default: JSONL on stdout)")
+    g.add_argument("--original-field", default="original", help="column holding the original (default: original)")
+    g.add_argument("--rewrite-field", default="rewrite", help="column holding the rewrite (default: rewrite)")
+    g.add_argument("--text-field", default="text", help="column holding a passage to score alone (default: text)")
+    g.add_argument("--context-field", help="column grouping passages into documents: names spelled in the same "
+                                           "document are context for the unpaired detectors")
+    g.add_argument("--json", action="store_true", help="print a single verdict as JSON")
+    _common(g)
     return parser
 
 
@@ -112,15 +131,89 @@ def cmd_explain(args) -> int:
         if p[S.P_ROLE]:
             print(f"      {p[S.P_PAIR_KIND]} {p[S.P_ROLE]}; partner [{p[S.P_PARTNER]}], similarity {p[S.P_SIMILARITY]:.1f}, "
                   f"shingle Jaccard {p[S.P_JACCARD]:.2f}")
-            if args.passage is not None:
-                print(f"      partner: {texts.get(p[S.P_PARTNER])}")
+        _explain_garble(p, texts, detail=args.passage is not None)
+    return 0
+
+
+def _explain_garble(p: dict, texts: dict, detail: bool) -> None:
+    """The passage's garble verdict and reasons; with ``detail``, side by side with its original."""
+    from .render import find_spans, marked, reasons_lines, side_by_side
+
+    if p[S.G_SCORE] is None:
+        print(f"      garble: {p[S.G_LABEL]}")
+        return
+    print(f"      garble: {p[S.G_LABEL]}, score {p[S.G_SCORE]:.3f} ({p[S.G_MODE]})")
+    for line in reasons_lines(p[S.G_REASONS], indent="        "):
+        print(line)
+    if not detail:
+        return
+    rewrite = marked(p[S.P_TEXT], find_spans(p[S.P_TEXT], [r["text"] for r in p[S.G_REASONS]]))
+    if p[S.G_MODE] == "paired" and p[S.P_PARTNER] in texts:
+        original = texts[p[S.P_PARTNER]]
+        original = marked(original, find_spans(original, [r["orig_text"] for r in p[S.G_REASONS]]))
+        print(side_by_side(original, rewrite, (f"original [{p[S.P_PARTNER]}]", f"this passage [{p[S.P_INDEX]}]")))
+    elif p[S.G_REASONS]:
+        print("      " + rewrite)
+
+
+def cmd_score(args) -> int:
+    import json
+
+    from . import garble
+    from .render import marked, reasons_lines, side_by_side
+
+    config = load_config(args.config, args.overrides).garble
+    opts = {"threshold": config.threshold, "min_words": config.min_words}
+    if args.input is None:
+        if args.text is not None and args.original is None and args.rewrite is None:
+            v, left = garble.score_text(args.text, **opts), None
+            right = args.text
+        elif args.original is not None and args.rewrite is not None and args.text is None:
+            v = garble.score_pair(args.original, args.rewrite, unpaired=config.unpaired, **opts)
+            left, right = args.original, args.rewrite
+        else:
+            raise DedupError("score needs --original TEXT --rewrite TEXT, or --text TEXT, or a file "
+                             "(e.g. dedup score pairs.jsonl -o scored.jsonl)")
+        d = v.to_dict()
+        for r in d["garble_reasons"]:
+            r["severity"] = garble.SEVERITY[r["type"]]
+        if args.json:
+            print(json.dumps(d, ensure_ascii=False))
+            return 0
+        print(f"{v.label}: garble_score {v.score:.3f} ({v.mode}; raw noisy-or {v.raw:.3f})")
+        print("\n".join(reasons_lines(d["garble_reasons"])) or "  no findings")
+        r_spans = [(r.start, r.end) for r in v.reasons]
+        if left is not None:
+            o_spans = [(r.orig_start, r.orig_end) for r in v.reasons if r.orig_start is not None]
+            print(side_by_side(marked(left, o_spans), marked(right, r_spans)))
+        else:
+            print(marked(right, r_spans))
+        return 0
+    if args.original or args.rewrite or args.text:
+        raise DedupError("score takes a file or --original/--rewrite/--text, not both")
+    from .score_file import score_file
+
+    frame = score_file(args.input, args, config)
+    if args.output:
+        from .io import detect_format, write_frame
+
+        out = Path(args.output)
+        fmt = detect_format(out)
+        if fmt not in ("jsonl", "parquet", "csv"):
+            raise DedupError(f"{out}: cannot write results as {fmt}; name the output .jsonl, .parquet or .csv")
+        write_frame(frame, out, fmt)
+        labels = frame["garble_label"].value_counts(sort=True)
+        print(f"{frame.height} rows scored: " + ", ".join(f"{k} {v}" for k, v in labels.iter_rows()) + f"; written to {out}",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(frame.write_ndjson())
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"clean": cmd_clean, "explain": cmd_explain}[args.command](args)
+        return {"clean": cmd_clean, "explain": cmd_explain, "score": cmd_score}[args.command](args)
     except DedupError as exc:
         print(f"dedup error: {exc}", file=sys.stderr)
         return 1

@@ -226,6 +226,32 @@ def _lsh_checks(section: str, num_perm: int, bands: int, rows: int) -> None:
 
 
 @dataclass(frozen=True)
+class GarbleConfig:
+    """Garble scoring: which passages are a machine rewrite that distorts its original.
+
+    enabled: run this stage.
+    threshold: a passage whose garble_score (0-1, calibrated, 0.5 = even odds) reaches this is labelled
+        ``garbled``.
+    unpaired: also run the intrinsic detectors (merged or one-off names, doubled words, unbalanced
+        quotes, a parenthesis giving a person another's role) on every passage, not only on rewrites.
+    min_words: passages with fewer words are ``not scored``.
+    action: ``flag`` (annotate only) or ``drop`` (cut garbled passages from the cleaned text with
+        reason ``garbled``).
+    """
+
+    enabled: bool = True
+    threshold: float = 0.5
+    unpaired: bool = True
+    min_words: int = 3
+    action: str = "flag"
+
+    def __post_init__(self) -> None:
+        _range("garble", "threshold", self.threshold, 0.0, 1.0)
+        _range("garble", "min_words", self.min_words, 0, 1000)
+        _choice("garble", "action", self.action, ("flag", "drop"))
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline: one section per stage, plus input and output."""
 
@@ -234,6 +260,7 @@ class PipelineConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    garble: GarbleConfig = field(default_factory=GarbleConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ import polars as pl
 
 from . import schema as S
 from .cluster import cluster_documents
+from .garble import score_documents, score_passages
 from .config import PipelineConfig
 from .io import INTERNAL, MALFORMED, read_input, write_frame, write_text
 from .normalise import normalise
@@ -21,11 +22,11 @@ from .segment import segment
 ANNOTATION_COLUMNS = [
     S.DOC_ID, S.P_INDEX, S.P_START, S.P_END, S.P_NORM_START, S.P_NORM_END, S.P_KIND, S.P_WORDS, S.P_TEXT,
     S.P_PAIR_KIND, S.P_ROLE, S.P_PARTNER, S.P_SIMILARITY, S.P_JACCARD, S.CLUSTER_ID, S.DUPLICATE_OF,
-    S.P_ACTION, S.DROP_REASON, S.DECODE_ERROR,
+    S.G_SCORE, S.G_LABEL, S.G_MODE, S.G_REASONS, S.P_ACTION, S.DROP_REASON, S.DECODE_ERROR,
 ]
 
 
-STAGES = ("normalise", "segment", "pairs", "cluster")
+STAGES = ("normalise", "segment", "pairs", "garble", "cluster")
 
 
 @dataclass
@@ -58,7 +59,8 @@ class Result:
         """Every dropped record as given, with why it was dropped and, for a copy, what it copies."""
         frame = _user_records(self.dropped, self.config, self.input_columns, S.TEXT)
         extra = self.dropped.select(
-            pl.col(S.DROP_REASON), pl.col(S.DUPLICATE_OF), pl.col(S.DUP_SIMILARITY), pl.col(S.SOURCE_LINE).alias("source_line"),
+            pl.col(S.DROP_REASON), pl.col(S.DUPLICATE_OF), pl.col(S.DUP_SIMILARITY), pl.col(S.G_SCORE), pl.col(S.G_LABEL),
+            pl.col(S.G_REASONS), pl.col(S.SOURCE_LINE).alias("source_line"),
             pl.col(MALFORMED).alias("error"),
         )
         return pl.concat([frame, extra], how="horizontal")
@@ -213,6 +215,13 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         documents_with_pairs=int(roles[S.ROW].n_unique()) if roles.height else 0,
     )
 
+    if config.garble.enabled:
+        passages = timed("garble", score_passages, passages, live, config.garble)
+        passages = _garble_action(passages, config.garble.action)
+        stats["garble"].update(_garble_stats(passages))
+    else:
+        passages = _unscored(passages)
+
     docs, cstats = timed(
         "cluster", cluster_documents, docs, config.cluster,
         active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
@@ -225,6 +234,13 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         .otherwise(None)
     )
     docs = docs.with_columns(reason.alias(S.DROP_REASON))
+    if config.garble.enabled:
+        t0 = time.perf_counter()
+        docs = score_documents(docs, config.garble)
+        stats["garble"]["seconds"] = round(stats["garble"]["seconds"] + time.perf_counter() - t0, 4)
+        stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
+    else:
+        docs = _unscored(docs).drop(S.G_MODE)
 
     t0 = time.perf_counter()
     docs, passages = _finish(docs, passages)
@@ -238,6 +254,39 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
     if kept + stats["result"]["dropped"] != documents.height:  # the accounting invariant
         raise AssertionError("kept + dropped != input: a record was lost")
     return docs, passages, stats
+
+
+def _unscored(frame: pl.DataFrame) -> pl.DataFrame:
+    """The garble columns, empty, when the stage is switched off."""
+    from .garble import NOT_SCORED, _reason_dtype
+
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.Float64).alias(S.G_SCORE), pl.lit(NOT_SCORED).alias(S.G_LABEL),
+        pl.lit(None, dtype=pl.String).alias(S.G_MODE), pl.lit([], dtype=pl.List(_reason_dtype())).alias(S.G_REASONS),
+    )
+
+
+def _garble_action(passages: pl.DataFrame, action: str) -> pl.DataFrame:
+    """With ``garble.action = "drop"``, a garbled passage still kept leaves the cleaned text."""
+    if action != "drop":
+        return passages
+    hit = (pl.col(S.G_LABEL) == "garbled") & (pl.col(S.P_ACTION) != "drop")
+    return passages.with_columns(
+        pl.when(hit).then(pl.lit(S.REASON_GARBLED)).otherwise(pl.col(S.DROP_REASON)).alias(S.DROP_REASON),
+        pl.when(hit).then(pl.lit("drop")).otherwise(pl.col(S.P_ACTION)).alias(S.P_ACTION),
+    )
+
+
+def _garble_stats(passages: pl.DataFrame) -> dict[str, Any]:
+    labels = passages[S.G_LABEL].value_counts(sort=True)
+    types = passages[S.G_REASONS].explode().drop_nulls().struct.field("type").value_counts(sort=True)
+    by_mode = passages.filter(pl.col(S.G_LABEL) == "garbled")[S.G_MODE].value_counts(sort=True)
+    return {
+        "by_label": {k: int(v) for k, v in labels.iter_rows()},
+        "garbled_by_mode": {k: int(v) for k, v in by_mode.iter_rows()},
+        "reasons_by_type": {k: int(v) for k, v in types.iter_rows()},
+        "passages_dropped": int((passages[S.DROP_REASON] == S.REASON_GARBLED).sum()),
+    }
 
 
 def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

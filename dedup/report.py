@@ -76,6 +76,8 @@ def markdown_report(result: Result) -> str:
                 f"{r[S.P_SIMILARITY]:.0f} | {_md(r['original_text'], 90)} | {_md(r[S.P_TEXT], 90)} | {r[S.P_ACTION]} |"
             )
 
+    lines += _garble_section(result, n_ex)
+
     cl = st["cluster"]
     lines += [
         "", "## Duplicate documents", "",
@@ -95,8 +97,38 @@ def markdown_report(result: Result) -> str:
                 f"{_md(r[S.TEXT_NORM], 80)} | {_md(r['kept_text'], 80)} |"
             )
     lines += ["", "## Time", "", "| stage | seconds |", "|---|---:|"]
-    for stage in ("input", "normalise", "segment", "pairs", "cluster", "output"):
+    for stage in ("input", "normalise", "segment", "pairs", "garble", "cluster", "output"):
         if stage in st and "seconds" in st[stage]:
             lines.append(f"| {stage} | {st[stage]['seconds']:.2f} |")
     lines.append(f"| total | {st.get('total_seconds', 0):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _garble_section(result: Result, n_ex: int) -> list[str]:
+    """Garbled passages: how many, of which kinds, the worst examples with their reasons."""
+    st = result.stats.get("garble")
+    if not st:
+        return ["", "## Garbled passages", "", "Garble scoring was switched off (`garble.enabled = false`)."]
+    labels = st["by_label"]
+    share = st["seconds"] / max(1e-9, result.stats.get("total_seconds") or 1e-9)
+    lines = [
+        "", "## Garbled passages", "",
+        f"{labels.get('garbled', 0)} passages garbled ({st['garbled_by_mode'].get('paired', 0)} rewrites judged against their "
+        f"original, {st['garbled_by_mode'].get('unpaired', 0)} on intrinsic signals alone), {labels.get('faithful', 0)} faithful, "
+        f"{labels.get('not scored', 0)} not scored (fragments, fewer than {result.config.garble.min_words} words). "
+        f"Threshold {result.config.garble.threshold}; action `{result.config.garble.action}` "
+        f"({st['passages_dropped']} passages dropped for it). {st.get('near_duplicates_garbled', 0)} near-duplicate documents "
+        f"differ from the copy kept in a way the scorer calls garbled (`dropped` lists their reasons). "
+        f"Scoring took {st['seconds']:.2f} s, {100 * share:.1f}% of the run.",
+    ]
+    if st["reasons_by_type"]:
+        lines += ["", "| reason | findings |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in st["reasons_by_type"].items()]
+    p = result.passages.filter(pl.col(S.G_LABEL) == "garbled")
+    if p.height and n_ex:
+        lines += ["", "Highest scores (spans are raw offsets in the document):", "",
+                  "| document | passage | mode | score | reasons | text |", "|---|---:|---|---:|---|---|"]
+        for r in p.sort(S.G_SCORE, descending=True).head(n_ex * 2).iter_rows(named=True):
+            why = "; ".join(f"{x['type']} {x['start']}-{x['end']}: {x['explanation']}" for x in r[S.G_REASONS] if x["severity"] >= 0.3)
+            lines.append(f"| {_md(r[S.DOC_ID], 40)} | {r[S.P_INDEX]} | {r[S.G_MODE]} | {r[S.G_SCORE]:.2f} | {_md(why, 240)} | {_md(r[S.P_TEXT], 90)} |")
+    return lines

@@ -50,6 +50,10 @@ P_ROLE = "role"  # original | rewrite | verbatim | null
 P_SIMILARITY = "similarity"  # rapidfuzz similarity to the partner, 0-100
 P_JACCARD = "jaccard"  # exact shingle Jaccard to the partner
 P_ACTION = "action"  # keep | drop
+G_SCORE = "garble_score"  # 0-1, calibrated (0.5 = even odds); null when not scored
+G_LABEL = "garble_label"  # garbled | faithful | not scored
+G_MODE = "garble_mode"  # paired (against its original) | unpaired (intrinsic signals only)
+G_REASONS = "garble_reasons"  # list[struct]: type, raw start/end, original's raw start/end, texts, explanation
 
 # drop reasons (documents)
 REASON_EMPTY = "empty"
@@ -59,3 +63,4 @@ REASON_NEAR = "near_duplicate"
 # drop reasons (passages)
 REASON_CAPTION_REWRITE = "caption_rewrite"
 REASON_VERBATIM_REPEAT = "verbatim_repeat"
+REASON_GARBLED = "garbled"

@@ -20,7 +20,7 @@ def run(*args, stdin: bytes | None = None, cwd=None):
 def test_every_command_has_help(capsys):
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"clean", "explain"}
+    assert set(commands) == {"clean", "explain", "score"}
     for name in commands:
         with pytest.raises(SystemExit) as exc:
             main([name, "--help"])
@@ -179,7 +179,11 @@ def test_explain_text_and_doc():
     assert proc.returncode == 0, proc.stderr
     assert "caption rewrite; partner [108]" in out
     assert "drop (caption_rewrite)" in out
-    assert "partner: Anthony Blinken, the U.S. Secretary of State" in out
+    # the garble verdict, its reasons with raw spans, and the pair side by side with the spans marked
+    assert "garble: garbled" in out
+    assert "entity_changed [18533-18541, original 18421-18429] (severity 0.80): 'Minister' became 'Ministry'" in out
+    assert "original [108]" in out and "this passage [109]" in out
+    assert "Foreign [[Minister]]" in out and "Foreign [[Ministry]]" in out
     proc = run("explain", SEED, "--doc", "nope")
     assert proc.returncode == 1
     assert proc.stderr.decode().startswith("dedup error: ")

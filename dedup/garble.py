@@ -1,0 +1,1220 @@
+"""Stage 4, garble scoring: which copy of a story is damaged, and how.
+
+A spinner's paraphrase keeps the shape of its original and breaks facts: a name merged or misspelt,
+a figure or a date invented, a verb of talking turned into a verb of meeting, a hedge ("will be ready
+to invade") turned into a claim ("will invade"), one side's soldiers made the other's, words inside
+quotation marks reworded. Each detector below looks for one such kind of damage and reports it as a
+:class:`Reason` with the exact span in the scored text (and in the original, when there is one) and a
+sentence a reviewer can check.
+
+Two modes:
+
+* **paired** (:func:`score_pair`): an original is known (the first member of a caption pair, a
+  corpus cluster's representative, a pair the user gives). The rewrite's tokens are checked against
+  the original's (support sets for names, numbers, dates and sides; a token alignment for edits that
+  keep their neighbours: "large landing ship" -> "large land ship").
+* **unpaired** (:func:`score_text`): intrinsic signals only, with the rest of the document as context
+  (merged names built from two name parts seen elsewhere, a one-off misspelling of a name the
+  document spells otherwise, doubled words, unbalanced quotes, a parenthesis that gives a person
+  another person's role).
+
+The score. Each reason type has a severity in (0, 1), the chance that this one finding alone means a
+distorted passage (:data:`SEVERITY`, set by reading the seed article's pairs); a passage's raw score is
+their noisy-or, ``1 - prod(1 - severity)``. ``garble_score`` is the raw score mapped through a logistic
+curve (Platt scaling, :func:`fit_platt`) fitted on labelled data with both classes weighted equally, so
+0.5 is the even-odds point and the default threshold. There are two curves (:data:`CALIBRATION`; refit
+with ``python -m benchmarks.garble_eval --fit``): ``summary``, for a rewrite much shorter than its
+original, fitted on FRANK's human factuality labels; ``paraphrase``, for a rewrite of about its
+original's length and for unpaired scoring, fitted on the seed article's labelled caption pairs.
+A passage is ``garbled`` when its score reaches the threshold, ``faithful`` otherwise, and
+``not scored`` when it has too few words to judge.
+
+Everything here is model-free: word lists, rapidfuzz and wordfreq's frequency table (offline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+from .minhash import fold
+from .normalise import _apostrophe_inside_word, _possessive_or_elided
+
+GARBLED, FAITHFUL, NOT_SCORED = "garbled", "faithful", "not scored"
+
+# How strongly one finding of each type points to a distorted passage (noisy-or of these is the raw
+# score). Omissions weigh little: a caption that leaves out a date is shorter, not wrong.
+SEVERITY: dict[str, float] = {
+    # paired
+    "entity_invented": 0.7,
+    "entity_changed": 0.8,
+    "entity_dropped": 0.15,
+    "name_merged": 0.85,
+    "name_misspelt": 0.75,
+    "number_changed": 0.85,
+    "number_invented": 0.7,
+    "number_dropped": 0.35,
+    "date_invented": 0.75,
+    "date_changed": 0.8,
+    "date_dropped": 0.15,
+    "event_changed": 0.8,
+    "side_swapped": 0.9,
+    "nationality_invented": 0.6,
+    "modality_changed": 0.7,
+    "modality_added": 0.3,
+    "negation_flipped": 0.85,
+    "quote_altered": 0.75,
+    "term_corrupted": 0.7,
+    "relation_changed": 0.8,
+    "content_invented": 0.3,
+    # unpaired (also run on a rewrite)
+    "name_variant": 0.7,
+    "doubled_words": 0.7,
+    "quote_unbalanced": 0.5,
+    "quote_repaired": 0.5,
+    "role_in_parenthesis": 0.85,
+}
+PAIRED_TYPES = tuple(list(SEVERITY)[:21])
+UNPAIRED_TYPES = ("name_merged",) + tuple(list(SEVERITY)[21:])
+
+_CALIBRATION_FILE = Path(__file__).with_name("garble_calibration.json")
+
+
+def _load_calibration() -> dict:
+    return json.loads(_CALIBRATION_FILE.read_text(encoding="utf-8"))
+
+
+CALIBRATION: dict = _load_calibration()
+
+
+def calibrate(raw: float, regime: str = "paraphrase", calibration: dict | None = None) -> float:
+    """The raw noisy-or score mapped to a probability of garble at even odds.
+
+    >>> calibrate(0.0, calibration={"a": 6.0, "b": -3.0}) < 0.5 < calibrate(0.9, calibration={"a": 6.0, "b": -3.0})
+    True
+    """
+    cal = calibration or CALIBRATION[regime]
+    return 1.0 / (1.0 + math.exp(-(cal["a"] * raw + cal["b"])))
+
+
+def fit_platt(raw, labels, *, l2: float = 0.002, iterations: int = 100) -> dict:
+    """Fit ``p = 1 / (1 + exp(-(a * raw + b)))`` by Newton's method, both classes weighted equally
+    (so the curve does not carry the training set's base rate) and an L2 penalty on ``a`` (so that
+    perfectly separated data still gives a finite slope).
+
+    >>> cal = fit_platt([0.0, 0.1, 0.0, 0.8, 0.9, 0.7], [0, 0, 0, 1, 1, 1])
+    >>> calibrate(0.05, calibration=cal) < 0.5 < calibrate(0.75, calibration=cal)
+    True
+    """
+    import numpy as np
+
+    x = np.asarray(raw, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("fit_platt needs examples of both classes")
+    w = np.where(y == 1, 1 / (2 * n_pos), 1 / (2 * n_neg))  # each class weighs 1/2 in all
+    a = b = 0.0
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        g = np.array([np.sum(w * (p - y) * x) + l2 * a, np.sum(w * (p - y))])
+        h = w * p * (1 - p)
+        H = np.array([[np.sum(h * x * x) + l2, np.sum(h * x)], [np.sum(h * x), np.sum(h) + 1e-9]])
+        step = np.linalg.solve(H, g)
+        a, b = a - step[0], b - step[1]
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return {"a": float(a), "b": float(b)}
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One finding: its type, the span in the scored text, the span in the original (paired), why."""
+
+    type: str
+    start: int
+    end: int
+    explanation: str
+    orig_start: int | None = None
+    orig_end: int | None = None
+
+    @property
+    def severity(self) -> float:
+        return SEVERITY[self.type]
+
+    def shifted(self, by: int, orig_by: int | None = None) -> "Reason":
+        """The same reason with offsets moved (passage-relative -> document-relative)."""
+        o = orig_by or 0
+        return Reason(
+            self.type, self.start + by, self.end + by, self.explanation,
+            None if self.orig_start is None else self.orig_start + o,
+            None if self.orig_end is None else self.orig_end + o,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A passage's garble score (0-1), label and reasons; ``raw`` is the uncalibrated noisy-or."""
+
+    score: float
+    label: str
+    reasons: tuple[Reason, ...] = ()
+    raw: float = 0.0
+    mode: str = "paired"
+
+    def to_dict(self) -> dict:
+        return {
+            "garble_score": round(self.score, 4),
+            "garble_label": self.label,
+            "garble_raw": round(self.raw, 4),
+            "garble_mode": self.mode,
+            "garble_reasons": [r.to_dict() for r in self.reasons],
+        }
+
+
+def verdict(reasons: Iterable[Reason], *, threshold: float = 0.5, mode: str = "paired", words: int | None = None,
+            min_words: int = 3, regime: str = "paraphrase", calibration: dict | None = None) -> Verdict:
+    """Combine reasons (duplicates of the same type and span counted once) into a :class:`Verdict`."""
+    unique: dict[tuple, Reason] = {}
+    for r in reasons:
+        unique.setdefault((r.type, r.start, r.end), r)
+    ordered = tuple(sorted(unique.values(), key=lambda r: (r.start, r.end, r.type)))
+    if words is not None and words < min_words:
+        return Verdict(0.0, NOT_SCORED, ordered, 0.0, mode)
+    keep = 1.0
+    for r in ordered:
+        keep *= 1.0 - r.severity
+    raw = 1.0 - keep
+    score = calibrate(raw, regime, calibration)
+    return Verdict(score, GARBLED if score >= threshold else FAITHFUL, ordered, raw, mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokens and word lists
+# ---------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th)?|[^\W\d_]+(?:['’][^\W\d_]+)*")
+
+
+class Token:
+    """A word or number with its offsets (a slotted class: millions are made per run)."""
+
+    __slots__ = ("text", "start", "end", "low", "cap", "initial", "number")
+
+    def __init__(self, text: str, start: int, end: int, low: str, cap: bool, initial: bool):
+        self.text, self.start, self.end = text, start, end
+        self.low = low  # lower case, ’ as ', accents off, possessive 's cut
+        self.cap = cap  # starts with a capital
+        self.initial = initial  # first word of a sentence (a capital there is no evidence of a name)
+        self.number = text[0].isdigit()
+
+    def __repr__(self) -> str:
+        return f"Token({self.text!r}, {self.start}, {self.end})"
+
+
+def tokens(text: str) -> list[Token]:
+    """Word and number tokens with offsets.
+
+    >>> [(t.text, t.low, t.initial) for t in tokens("Ukraine’s troops. “Biden")]
+    [('Ukraine’s', 'ukraine', True), ('troops', 'troops', False), ('Biden', 'biden', True)]
+    """
+    out = []
+    prev_end = 0
+    for m in _TOKEN.finditer(text):
+        word = m.group()
+        start = m.start()
+        low = word.lower()
+        if "’" in low:
+            low = low.replace("’", "'")
+        if not low.isascii():
+            low = _plain(low)
+        if low.endswith("'s") and len(low) > 2:
+            low = low[:-2]
+        gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
+        initial = (not out) if not gap else gap[-1] in ".!?:"
+        out.append(Token(word, start, m.end(), low, word[0].isupper(), initial))
+        prev_end = m.end()
+    return out
+
+
+def _plain(word: str) -> str:
+    """Accents off, so that "Jiménez" supports "Jimenez"."""
+    if word.isascii():
+        return word
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+
+
+STOP = frozenset(
+    """a an the of to in on at for by with from and or but nor is are was were be been being am has have had
+    having it its it's this that these those he she they his her hers their theirs them him we us our you your
+    i me my as not no after before over under into onto about than then so up down out off who whom whose
+    which what when where while why how will would can could may might must shall should also more most such
+    there here if do does did done just said says say all any some each both other another one very much
+    many own same too only again further once during through between against among per via upon within
+    without whether because since until though although however yet still even ever now new mr mrs ms
+    according""".split()
+)
+
+_WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+_MONTH_NAMES = "january february march april may june july august september october november december".split()
+_MONTHS = frozenset(_MONTH_NAMES) | {m[:3] for m in _MONTH_NAMES} | {"sept"}
+
+
+def _date_value(t: "Token") -> str:
+    """The comparable value of a date word: a month abbreviation as its full name, a day as digits."""
+    if t.number:
+        return _number_value(t)
+    return next((m for m in _MONTH_NAMES if m.startswith(t.low) and len(t.low) >= 3), t.low) if t.low in _MONTHS else t.low
+
+
+_SPANS = frozenset("decade decades century centuries".split())
+_RELATIVE_DAYS = frozenset("today yesterday tomorrow tonight".split())
+
+# Countries and the demonyms that name their side; each demonym maps to its country.
+_SIDES = {
+    "russia": "russian russians", "ukraine": "ukrainian ukrainians", "belarus": "belarusian belarussian belarusians",
+    "usa": "american americans", "uk": "british briton britons", "france": "french", "germany": "german germans",
+    "italy": "italian italians", "china": "chinese", "japan": "japanese", "india": "indian indians",
+    "iran": "iranian iranians", "iraq": "iraqi iraqis", "israel": "israeli israelis", "palestine": "palestinian palestinians",
+    "syria": "syrian syrians", "turkey": "turkish turks", "poland": "polish poles", "spain": "spanish",
+    "canada": "canadian canadians", "mexico": "mexican mexicans", "brazil": "brazilian brazilians",
+    "egypt": "egyptian egyptians", "afghanistan": "afghan afghans", "pakistan": "pakistani pakistanis",
+    "korea": "korean koreans", "georgia": "georgian georgians", "lebanon": "lebanese", "saudi": "saudi saudis",
+    "australia": "australian australians", "ireland": "irish", "scotland": "scottish scots", "wales": "welsh",
+    "england": "english", "greece": "greek greeks", "sweden": "swedish swedes", "norway": "norwegian norwegians",
+    "finland": "finnish finns", "netherlands": "dutch", "belgium": "belgian belgians", "austria": "austrian austrians",
+    "hungary": "hungarian hungarians", "romania": "romanian romanians", "serbia": "serbian serbs",
+    "armenia": "armenian armenians", "azerbaijan": "azerbaijani azeri", "kazakhstan": "kazakh kazakhs",
+    "lithuania": "lithuanian lithuanians", "latvia": "latvian latvians", "estonia": "estonian estonians",
+    "moldova": "moldovan moldovans", "cuba": "cuban cubans", "venezuela": "venezuelan venezuelans",
+    "nigeria": "nigerian nigerians", "kenya": "kenyan kenyans", "ethiopia": "ethiopian ethiopians",
+    "libya": "libyan libyans", "yemen": "yemeni yemenis", "taiwan": "taiwanese", "vietnam": "vietnamese",
+    "soviet": "soviet soviets",
+}
+DEMONYM: dict[str, str] = {d: country for country, ds in _SIDES.items() for d in ds.split()}
+
+# Hedges and modal words: dropping one turns a possibility into a claim.
+_HEDGES = frozenset(
+    """could may might likely unlikely possibly possible probably perhaps reportedly allegedly believed
+    believe believes expected expects ready plans planned planning would seems seemed appears appeared
+    apparently suspected potential potentially considering considered intends intend""".split()
+)
+_NEGATIONS = frozenset("not no never none nobody nothing neither nor without cannot unless".split())
+
+# Verb classes whose members a paraphraser may swap for one another; a swap across classes changes
+# the event ("They will speak by phone" -> "The two will meet by phone").
+_EVENTS = {
+    "communicate": "speak speaks spoke spoken speaking talk talks talked talking phone phoned phoning telephoned",
+    "meet": "meet meets met meeting visit visits visited visiting",
+    "attack": "invade invades invaded invading invasion attack attacks attacked attacking",
+    "warn": "warn warns warned warning threaten threatens threatened threatening",
+}
+EVENT_CLASS: dict[str, str] = {w: c for c, ws in _EVENTS.items() for w in ws.split()}
+
+# Intensifiers and idioms that are repeated on purpose ("very, very difficult", "had had").
+_REPEATABLE = frozenset("very really so too much many more far long had that is no yes ha bye oh again round over".split())
+
+# Titles that make a parenthesis a role ("Joe Biden (Russian President Vladimir Putin)").
+_ROLES = frozenset(
+    """president minister secretary chancellor premier king queen prince leader spokesman spokeswoman
+    spokesperson governor senator mayor chairman chief general ambassador envoy pope""".split()
+)
+
+
+@lru_cache(maxsize=200_000)
+def zipf(word: str) -> float:
+    """wordfreq's Zipf frequency of an English word (0 for words it has never seen)."""
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
+
+
+def _stem(w: str) -> str:
+    """A crude stem for support checks: plural, past and -ing endings cut.
+
+    >>> [_stem(w) for w in ("troops", "stationed", "landing", "buses", "patrolled", "patrols")]
+    ['troop', 'station', 'land', 'bus', 'patrol', 'patrol']
+    """
+    for suf in ("ing", "ed", "es", "s"):
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            w = w[: -len(suf)]
+            if suf in ("ing", "ed") and len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "aeiouls":
+                w = w[:-1]  # stopped -> stop (but not called -> cal)
+            elif suf in ("ing", "ed") and len(w) >= 4 and w[-1] == w[-2] == "l":
+                w = w[:-1]  # patrolled -> patrol
+            return w
+    return w
+
+
+_VARIANT_RULES = [(re.compile(a), b) for a, b in ((r"ise(s|d)?$", r"ize\1"), (r"yse$", "yze"), (r"our", "or"),
+                                                   (r"ence$", "ense"), (r"tre$", "ter"), (r"ll", "l"), (r"-", ""))]
+
+
+def _variant(w: str) -> str:
+    """British and American spellings to one form (defence/defense, armoured/armored, organise/organize).
+
+    >>> _variant("defence") == _variant("defense"), _variant("armoured") == _variant("armored")
+    (True, True)
+    """
+    for pat, rep in _VARIANT_RULES:
+        w = pat.sub(rep, w)
+    return w
+
+
+def _derived(a: str, b: str) -> bool:
+    """Whether one word is the other plus a short ending (Crimea/Crimean, build/buildup).
+
+    >>> _derived("crimea", "crimean"), _derived("land", "landing"), _derived("russia", "prussia")
+    (True, True, False)
+    """
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    return len(short) >= 4 and long_.startswith(short) and len(long_) - len(short) <= 4
+
+
+def _number_value(tok: Token) -> str:
+    return re.sub(r"(st|nd|rd|th)$", "", re.sub(r",(?=\d{3}\b)", "", tok.low))
+
+
+class _Support:
+    """What an original states, in the forms a faithful rewrite may use."""
+
+    def __init__(self, toks: list[Token]):
+        self.toks = toks
+        self.lows = {t.low for t in toks}
+        self.stems = {_stem(t.low) for t in toks}
+        self.variants = {_variant(t.low) for t in toks}
+        self.long_words = sorted({t.low for t in toks if len(t.low) >= 4 and not t.number})
+        self.numbers = {_number_value(t) for t in toks if t.number}
+        from .pairs import _NUMBER_WORDS
+
+        self.numbers |= {_NUMBER_WORDS[t.low] for t in toks if t.low in _NUMBER_WORDS}
+
+    def has(self, low: str) -> bool:
+        if low in self.lows or _stem(low) in self.stems or _variant(low) in self.variants:
+            return True
+        if len(low) >= 4:
+            return any(_derived(low, w) for w in self.long_words if w[:4] == low[:4])
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# context: the names a document (or corpus) uses, with counts
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """Capitalised words seen in the rest of a document, with how often; spellings the source uses."""
+
+    names: Counter = field(default_factory=Counter)
+    bigrams: Counter = field(default_factory=Counter)  # adjacent word pairs: the terms the source uses
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> "Context":
+        return cls.from_tokens(tokens(text or "") for text in texts)
+
+    @classmethod
+    def from_tokens(cls, token_lists: Iterable[list[Token]]) -> "Context":
+        c: Counter = Counter()
+        b: Counter = Counter()
+        for toks in token_lists:
+            c.update(t.low for t in toks if t.cap and not t.number and len(t.low) >= 3)
+            b.update((x.low, y.low) for x, y in zip(toks, toks[1:]))
+        return cls(c, b)
+
+
+def _name_like(t: Token, lowercase_text: bool) -> bool:
+    """Whether a token names something: capitalised inside a sentence, or rare (when the text has no
+    capitals to go by, as in lower-cased model summaries)."""
+    if t.number or t.low in STOP or len(t.low) < 2:
+        return False
+    if lowercase_text:
+        return zipf(t.low) < 4.0
+    if t.cap and not t.initial:
+        return True
+    return t.cap and zipf(t.low) < 3.0
+
+
+def _date_kind(t: Token, toks: list[Token], i: int, lowercase_text: bool) -> str | None:
+    """weekday | month | year | day (a number next to a month) | span | relative, or None."""
+    low = t.low
+    if low in _WEEKDAYS:
+        return "weekday"
+    if low in _MONTHS and (low != "may" or (t.cap and not t.initial) or _next_is_number(toks, i)):
+        if lowercase_text and low == "may" and not _next_is_number(toks, i):
+            return None
+        return "month"
+    if t.number and re.fullmatch(r"(19|20)\d\d", low):
+        return "year"
+    if t.number and len(low) <= 4:
+        near = [toks[j].low for j in (i - 1, i + 1) if 0 <= j < len(toks)]
+        if any(n in _MONTHS for n in near):
+            return "day"
+    if low in _SPANS:
+        return "span"
+    if low in _RELATIVE_DAYS:
+        return "relative"
+    return None
+
+
+def _next_is_number(toks: list[Token], i: int) -> bool:
+    return i + 1 < len(toks) and toks[i + 1].number
+
+
+# ---------------------------------------------------------------------------------------------
+# paired detectors
+# ---------------------------------------------------------------------------------------------
+
+
+def _aligned_position(o_toks: list[Token], r_toks: list[Token], r_text: str) -> list[int]:
+    """For each original token, where in the rewrite its counterpart is (or would be): a char offset."""
+    pos = [len(r_text)] * len(o_toks)
+    if not o_toks or not r_toks:
+        return pos if r_toks else [0] * len(o_toks)
+    for op in Levenshtein.opcodes([t.low for t in o_toks], [t.low for t in r_toks]):
+        for k in range(op.src_start, op.src_end):
+            j = min(op.dest_start + (k - op.src_start), max(op.dest_start, op.dest_end - 1))
+            pos[k] = r_toks[j].start if j < len(r_toks) else len(r_text)
+    return pos
+
+
+def paired_reasons(original: str, rewrite: str, context: Context | None = None) -> list[Reason]:
+    """Every finding about ``rewrite`` as a copy of ``original``; spans index the two strings."""
+    o_toks, r_toks = tokens(original), tokens(rewrite)
+    if not r_toks:
+        return []
+    sup_o, sup_r = _Support(o_toks), _Support(r_toks)
+    lower = not any(ch.isupper() for ch in rewrite)
+    summary = regime_of(len(o_toks), len(r_toks)) == "summary"  # omissions are the point of a summary
+    ctx = context or Context()
+    reasons: list[Reason] = []
+    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx)
+    reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary)
+    reasons += _dates(o_toks, r_toks, lower, summary, original, rewrite)
+    # Sides, hedges, negations and events are compared where they stand: against the whole original
+    # for a short paraphrase, against the original's best-matching sentences for each sentence of a
+    # summary or of a long text (a whole document against its near duplicate).
+    local = summary or len(o_toks) > 120
+    for o_part, r_part in _local_pairs(original, rewrite, o_toks, r_toks) if local else [(o_toks, r_toks)]:
+        reasons += _sides(o_part, r_part)
+        reasons += _counted_words(o_part, r_part, _HEDGES, "modality_changed", "hedge")
+        reasons += _counted_words(o_part, r_part, _NEGATIONS, "negation_flipped", "negation")
+        reasons += _events(o_part, r_part, _Support(o_part))
+    reasons += _quotes(original, rewrite)
+    reasons += _terms(o_toks, r_toks, ctx)
+    reasons += _markers(original, rewrite)
+    return _place_losses(reasons, o_toks, r_toks, rewrite)
+
+
+def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[Reason]:
+    """A loss ("the original's 'Monday' is left out") has no text in the rewrite; give it the empty span
+    where the lost words would have stood, from the token alignment."""
+    if not any(r.start == r.end and r.orig_start is not None for r in reasons):
+        return reasons
+    where = _aligned_position(o_toks, r_toks, rewrite)
+    index = {t.start: k for k, t in enumerate(o_toks)}
+    out = []
+    for r in reasons:
+        if r.start == r.end and r.orig_start in index:
+            pos = where[index[r.orig_start]]
+            r = Reason(r.type, pos, pos, r.explanation, r.orig_start, r.orig_end)
+        out.append(r)
+    return out
+
+
+def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2) -> list[tuple[list[Token], list[Token]]]:
+    """Each sentence of the rewrite with the ``k`` sentences of the original sharing most content words."""
+    from .segment import sentence_spans
+
+    def content(toks):
+        return {t.low for t in toks if t.low not in STOP}
+
+    o_sents = [[t for t in o_toks if s <= t.start < e] for s, e in sentence_spans(original)]
+    o_sets = [content(ts) for ts in o_sents]
+    out = []
+    for s, e in sentence_spans(rewrite):
+        r_part = [t for t in r_toks if s <= t.start < e]
+        want = content(r_part)
+        best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
+        out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
+    return out
+
+
+def _span(tok: Token) -> tuple[int, int]:
+    return tok.start, tok.end
+
+
+def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> list[Reason]:
+    out: list[Reason] = []
+    o_names = [t for t in o_toks if _name_like(t, False) and not sup_r.has(t.low)]
+    for i, t in enumerate(r_toks):
+        if t.number or t.low in STOP or t.low in DEMONYM or _date_kind(t, r_toks, i, lower) or sup_o.has(t.low):
+            continue
+        if not _name_like(t, lower):
+            # A paraphrase brings its own common words; a summary of a long original should not need to.
+            if len(t.low) >= 4 and (summary or zipf(t.low) < 3.5):
+                out.append(Reason("content_invented", *_span(t), f"'{t.text}' is not in the original"))
+            continue
+        merged = _merged_from(t, o_toks)
+        if merged is not None:
+            a, b = merged
+            out.append(Reason("name_merged", *_span(t), f"'{t.text}' merges the original's '{a.text} {b.text}'", a.start, b.end))
+            continue
+        close = max(o_names, key=lambda u: fuzz.ratio(t.low, u.low), default=None)
+        if close is not None and fuzz.ratio(t.low, close.low) >= 75:
+            if zipf(t.low) >= 3.0 and zipf(close.low) >= 3.0:
+                out.append(Reason("entity_changed", *_span(t), f"'{close.text}' became '{t.text}'", *_span(close)))
+            elif ctx.names.get(t.low, 0) >= 2:
+                continue  # a spelling the source itself uses elsewhere (Zelensky / Zelenskyy)
+            else:
+                out.append(Reason("name_misspelt", *_span(t), f"'{close.text}' is misspelt as '{t.text}'", *_span(close)))
+            continue
+        out.append(Reason("entity_invented", *_span(t), f"'{t.text}' is named but not in the original"))
+    if not summary:
+        for t in o_names:
+            if t.low in DEMONYM or t.low in _WEEKDAYS or t.low in _MONTHS:
+                continue
+            if any(fuzz.ratio(t.low, r.low) >= 75 for r in r_toks):
+                continue  # reported above as changed or misspelt
+            out.append(Reason("entity_dropped", 0, 0, f"the original's '{t.text}' is left out", *_span(t)))
+    return out
+
+
+def _merged_from(t: Token, o_toks: list[Token]) -> tuple[Token, Token] | None:
+    """Two neighbouring capitalised words of the original that this one token fuses ("Volodymyrzelsky")."""
+    if len(t.low) < 7:
+        return None
+    for a, b in zip(o_toks, o_toks[1:]):
+        if a.cap and b.cap and fuzz.ratio(t.low, a.low + b.low) >= 80 and t.low[:3] == a.low[:3]:
+            return a, b
+    return None
+
+
+def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary) -> list[Reason]:
+    def plain(toks, i, t):
+        return t.number and _date_kind(t, toks, i, lower) is None
+
+    new = [t for i, t in enumerate(r_toks) if plain(r_toks, i, t) and _number_value(t) not in sup_o.numbers]
+    gone = [t for i, t in enumerate(o_toks) if plain(o_toks, i, t) and _number_value(t) not in sup_r.numbers]
+    out = []
+    for k, t in enumerate(new):
+        if k < len(gone):
+            out.append(Reason("number_changed", *_span(t), f"'{gone[k].text}' became '{t.text}'", *_span(gone[k])))
+        else:
+            out.append(Reason("number_invented", *_span(t), f"the figure '{t.text}' is not in the original"))
+    if not summary:
+        for t in gone[len(new):]:
+            out.append(Reason("number_dropped", 0, 0, f"the original's figure '{t.text}' is left out", *_span(t)))
+    return out
+
+
+def _dates(o_toks, r_toks, lower, summary, original, rewrite) -> list[Reason]:
+    def items(toks):
+        return [(t, k) for i, t in enumerate(toks) if (k := _date_kind(t, toks, i, lower))]
+
+    o_items, r_items = items(o_toks), items(r_toks)
+    o_vals = {_date_value(t) for t, _ in o_items}
+    r_vals = {_date_value(t) for t, _ in r_items}
+    new = [(t, k) for t, k in r_items if _date_value(t) not in o_vals]
+    gone = [(t, k) for t, k in o_items if _date_value(t) not in r_vals]
+    out = []
+    used = set()
+    for t, k in new:
+        match = next((g for g in gone if g[1] == k and id(g[0]) not in used), None)
+        if match is not None:
+            used.add(id(match[0]))
+            out.append(Reason("date_changed", *_span(t), f"the {k} '{match[0].text}' became '{t.text}'", *_span(match[0])))
+        else:
+            out.append(Reason("date_invented", *_span(t), f"the {k} '{t.text}' is not in the original"))
+    if not summary:
+        for t, k in gone:
+            if id(t) not in used:
+                out.append(Reason("date_dropped", 0, 0, f"the original's {k} '{t.text}' is left out", *_span(t)))
+    return out
+
+
+# Nouns for people and forces: a demonym on one of these says whose side they are on.
+_PEOPLE = frozenset(
+    """soldiers soldier troops forces army military personnel servicemen officials official president
+    minister leader leaders government navy fighters separatists rebels people citizens police officers
+    sailors pilots diplomats authorities media""".split()
+)
+
+
+def _sides(o_toks, r_toks) -> list[Reason]:
+    """A demonym put on people or forces that the original does not give that side: "Russian soldiers on
+    the border with Ukraine" -> "Ukrainian soldiers". A demonym for a stated country on a place ("the
+    border with Ukraine" -> "the Ukrainian border") is a faithful paraphrase."""
+    def side(t: Token) -> str | None:  # "Ukrainian" and "Ukraine's" both name the side "ukraine"
+        return DEMONYM.get(t.low) or (t.low if t.low in _SIDES else None)
+
+    def on_people(toks: list[Token]) -> Counter:
+        return Counter(side(t) for k, t in enumerate(toks) if side(t) and k + 1 < len(toks) and toks[k + 1].low in _PEOPLE)
+
+    stated = {side(t) for t in o_toks} - {None}
+    o_people, seen = on_people(o_toks), Counter()
+    o_sides = [t for t in o_toks if side(t)]
+    out = []
+    for k, t in enumerate(r_toks):
+        country = DEMONYM.get(t.low)
+        if country is None:
+            continue
+        people = k + 1 < len(r_toks) and r_toks[k + 1].low in _PEOPLE
+        if country not in stated and not (people and o_people):
+            out.append(Reason("nationality_invented", *_span(t), f"'{t.text}' names a side the original does not mention"))
+            continue
+        if not people:
+            continue
+        seen[country] += 1
+        if seen[country] > o_people.get(country, 0):
+            src = next((u for u in o_sides if side(u) != country), None)
+            who = f" (the original names '{src.text}' here)" if src else ""
+            out.append(Reason("side_swapped", *_span(t), f"'{t.text} {r_toks[k + 1].text}': the original does not put them on that side{who}",
+                              *(_span(src) if src else (None, None))))
+    return out
+
+
+def _counted_words(o_toks, r_toks, words: frozenset, kind: str, noun: str) -> list[Reason]:
+    """Hedges or negations the original has and the rewrite lost (or gained)."""
+    o_hits = [t for t in o_toks if t.low in words or (noun == "negation" and t.low.endswith("n't"))]
+    r_hits = [t for t in r_toks if t.low in words or (noun == "negation" and t.low.endswith("n't"))]
+    if len(o_hits) == len(r_hits):
+        return []
+    if len(o_hits) > len(r_hits):
+        lost = _unmatched(o_hits, r_hits)
+        return [Reason(kind, 0, 0, f"the original's {noun} '{t.text}' is gone: a possibility told as a fact" if noun == "hedge"
+                       else f"the original's {noun} '{t.text}' is gone", *_span(t)) for t in lost[: len(o_hits) - len(r_hits)]]
+    added = _unmatched(r_hits, o_hits)
+    added_kind = "modality_added" if noun == "hedge" else kind
+    return [Reason(added_kind, *_span(t), f"the {noun} '{t.text}' is not in the original") for t in added[: len(r_hits) - len(o_hits)]]
+
+
+def _unmatched(hits: list[Token], others: list[Token]) -> list[Token]:
+    """The tokens of ``hits`` left over once each is paired with a same-stem token of ``others``."""
+    pool = Counter(_stem(t.low) for t in others)
+    out = []
+    for t in hits:
+        if pool[_stem(t.low)] > 0:
+            pool[_stem(t.low)] -= 1
+        else:
+            out.append(t)
+    return out
+
+
+_DETERMINERS = frozenset("the a an this that their his her its our first next last".split())
+
+
+def _event_words(toks: list[Token]) -> list[Token]:
+    """Verbs of the event classes; a word after a determiner is a noun ("the first meeting") and skipped."""
+    return [t for k, t in enumerate(toks) if t.low in EVENT_CLASS and not (k and toks[k - 1].low in _DETERMINERS)]
+
+
+def _events(o_toks, r_toks, sup_o) -> list[Reason]:
+    o_ev, r_ev = _event_words(o_toks), _event_words(r_toks)
+    o_count = Counter(EVENT_CLASS[t.low] for t in o_ev)
+    r_count = Counter(EVENT_CLASS[t.low] for t in r_ev)
+    lost = [c for c in o_count if o_count[c] > r_count.get(c, 0)]
+    gained = [c for c in r_count if r_count[c] > o_count.get(c, 0)]
+    out = []
+    if lost and gained:
+        src = next(t for t in o_ev if EVENT_CLASS[t.low] == lost[0])
+        for c in gained:
+            new = [t for t in r_ev if EVENT_CLASS[t.low] == c and t.low not in sup_o.lows]
+            new = new or [t for t in r_ev if EVENT_CLASS[t.low] == c]
+            out.append(Reason("event_changed", *_span(new[0]), f"'{src.text}' ({lost[0]}) became '{new[0].text}' ({c})", *_span(src)))
+    return out
+
+
+_QUOTE_SPANS = re.compile(r"‘([^‘’]*?[^\W_])’(?![^\W\d_])|“([^“”]+)”|\"([^\"]+)\"|(?<![\w])'(?=\w)([^']*?\w)'(?!\w)")
+
+
+def quoted(text: str) -> list[tuple[int, int, str]]:
+    """Spans inside quotation marks: (start, end, inner text), the marks included in the span.
+
+    >>> [q[2] for q in quoted("He said ‘off the scale’ and “no”, Ukraine's 'big' day")]
+    ['off the scale', 'no', 'big']
+    """
+    out = []
+    for m in _QUOTE_SPANS.finditer(text):
+        inner = next(g for g in m.groups() if g is not None)
+        out.append((m.start(), m.end(), inner))
+    return out
+
+
+def _quotes(original: str, rewrite: str) -> list[Reason]:
+    o_quotes = [(s, e, fold(q)) for s, e, q in quoted(original)]
+    out = []
+    o_fold = fold(original)
+    for s, e, q in quoted(rewrite):
+        fq = fold(q)
+        if not fq or fq in o_fold and any(fq == oq for _, _, oq in o_quotes):
+            continue
+        best = max(o_quotes, key=lambda x: fuzz.ratio(fq, x[2]), default=None)
+        if best is not None and fuzz.ratio(fq, best[2]) >= 50:
+            if fq != best[2]:
+                out.append(Reason("quote_altered", s, e, "the words inside the quotation marks differ from the original's", best[0], best[1]))
+        elif len(fq.split()) >= 3 and fuzz.partial_ratio(fq, o_fold) < 90:
+            out.append(Reason("quote_altered", s, e, "quoted words that the original does not contain"))
+    return out
+
+
+_INFLECTIONS = ("s", "es", "d", "ed", "'s")
+
+
+def _terms(o_toks, r_toks, ctx: Context) -> list[Reason]:
+    """One word of a term the source uses more than once swapped for a shorter or longer form of it,
+    its neighbours kept: "large landing ship" -> "large land ship"."""
+    out = []
+    if not o_toks or not r_toks:
+        return out
+    o_l, r_l = [t.low for t in o_toks], [t.low for t in r_toks]
+    for op in Levenshtein.opcodes(o_l, r_l):
+        if op.tag != "replace" or op.src_end - op.src_start != 1 or op.dest_end - op.dest_start != 1:
+            continue
+        i, j = op.src_start, op.dest_start
+        if i == 0 or j == 0 or i + 1 >= len(o_l) or j + 1 >= len(r_l):
+            continue
+        if o_l[i - 1] != r_l[j - 1] or o_l[i + 1] != r_l[j + 1]:
+            continue
+        a, b = o_l[i], r_l[j]
+        if a == b or o_toks[i].number or o_toks[i].cap or r_toks[j].cap or a in STOP or b in STOP:
+            continue  # names have detectors of their own
+        if not (a.startswith(b) or b.startswith(a)):
+            continue
+        if max(ctx.bigrams.get((o_l[i - 1], a), 0), ctx.bigrams.get((a, o_l[i + 1]), 0)) < 2:
+            continue  # not a term the source repeats
+        short, long_ = sorted((a, b), key=len)
+        if long_[len(short):] in _INFLECTIONS or _variant(a) == _variant(b):
+            continue
+        out.append(Reason("term_corrupted", *_span(r_toks[j]), f"'{o_toks[i - 1].text} {o_toks[i].text} {o_toks[i + 1].text}' became "
+                          f"'{r_toks[j - 1].text} {r_toks[j].text} {r_toks[j + 1].text}'", *_span(o_toks[i])))
+    return out
+
+
+_MARKER = re.compile(r"([^\W\d_][\w’'-]*)\s*\((L|R|C|C?L|left|right|centre|center|top|bottom|front|back)\)", re.I)
+
+
+def _markers(original: str, rewrite: str) -> list[Reason]:
+    """A photo caption's position marker "(L)" put on another name than in the original."""
+    o_marks: dict[str, list[re.Match]] = {}
+    for m in _MARKER.finditer(original):
+        o_marks.setdefault(m.group(2).lower(), []).append(m)
+    out = []
+    for m in _MARKER.finditer(rewrite):
+        olds = o_marks.get(m.group(2).lower())
+        if not olds or any(o.group(1).lower() == m.group(1).lower() for o in olds):
+            continue
+        o = olds[0]
+        out.append(Reason("relation_changed", m.start(), m.end(),
+                          f"'({m.group(2)})' marks '{m.group(1)}' here but '{o.group(1)}' in the original", o.start(), o.end()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# unpaired detectors
+# ---------------------------------------------------------------------------------------------
+
+
+def unpaired_reasons(text: str, context: Context | None = None, toks: list[Token] | None = None) -> list[Reason]:
+    """Intrinsic findings about ``text``, with ``context`` holding the names the document uses."""
+    toks = tokens(text) if toks is None else toks
+    ctx = context or Context()
+    reasons: list[Reason] = []
+    reasons += _merged_names(toks, ctx)
+    reasons += _name_variants(toks, ctx)
+    reasons += _doubled(text, toks)
+    reasons += _unbalanced_quotes(text)
+    reasons += _role_parentheses(text)
+    return reasons
+
+
+def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
+    """A capitalised word no dictionary knows that is two name parts the document writes side by side,
+    glued ("Volodymyr Zelenskyy" -> "Volodymyrzelsky")."""
+    out = []
+    known = [n for n, c in ctx.names.items() if len(n) >= 4]
+    for t in toks:
+        if not t.cap or t.number or len(t.low) < 8 or zipf(t.low) > 0 or "'" in t.low:
+            continue
+        for k in range(3, len(t.low) - 2):
+            head, tail = t.low[:k], t.low[k:]
+            if ctx.names.get(head, 0) == 0 or zipf(head) > 4.5:
+                continue
+            # the tail must match a name the document writes right after the head ("Volodymyr Zelensky")
+            after = [n for (h, n), c in ctx.bigrams.items() if h == head and n != t.low and len(n) >= 4] if ctx.bigrams else known
+            other = max(after, key=lambda n: fuzz.ratio(tail, n), default=None)
+            if other is not None and fuzz.ratio(tail, other) >= 75:
+                out.append(Reason("name_merged", *_span(t), f"'{t.text}' looks like '{head.title()}' and '{other.title()}' run together"))
+                break
+    return out
+
+
+def _name_variants(toks: list[Token], ctx: Context) -> list[Reason]:
+    """A one-off spelling of a name that the document spells otherwise, more often ("Raznikov" / "Reznikov").
+    The usual spelling must itself be a name (rare as a word): a typo of a common word is left alone."""
+    out = []
+    for t in toks:
+        if not t.cap or t.number or len(t.low) < 5 or ctx.names.get(t.low, 0) > 1 or zipf(t.low) >= 1.0:
+            continue
+        for n, c in ctx.names.items():
+            if n == t.low or c < 2 or n[0] != t.low[0] or abs(len(n) - len(t.low)) > 1:
+                continue
+            if n.startswith(t.low) or t.low.startswith(n) or zipf(n) < zipf(t.low) or zipf(n) >= 3.5:
+                continue  # an ending, or a common word (a typo of "Wednesday" changes no fact)
+            if Levenshtein.distance(n, t.low) <= (1 if len(n) < 7 else 2):
+                out.append(Reason("name_variant", *_span(t), f"'{t.text}' appears once; the document spells it '{n.title()}' ({c} times)"))
+                break
+    return out
+
+
+def _doubled(text: str, toks: list[Token]) -> list[Reason]:
+    """The same content word or short phrase twice in a row ("Germany, Germany", "100-battalion battalion")."""
+    out = []
+    lows = [t.low for t in toks]
+    n_tok = len(toks)
+    i = 0
+    while i < n_tok:
+        for n in (3, 2, 1):
+            if i + 2 * n > n_tok or lows[i] != lows[i + n] or lows[i : i + n] != lows[i + n : i + 2 * n]:
+                continue
+            a0, a1, b0, b1 = toks[i], toks[i + n - 1], toks[i + n], toks[i + 2 * n - 1]
+            gap = text[a1.end : b0.start]
+            if gap not in _DOUBLE_GAPS or not _plain_run(text, toks, i, i + 2 * n):
+                continue
+            if a0.number or text[a0.start : a1.end] != text[b0.start : b1.end]:
+                continue  # a table row; "new New" is a headline's case, not a doubled word
+            if n == 1 and (a0.low in _REPEATABLE or a0.low in STOP or len(a0.low) < 2 or (a0.cap and gap == " ")):
+                continue  # "very, very"; "the the" is a typo that changes no fact; "Boutros Boutros-Ghali"
+            out.append(Reason("doubled_words", a0.start, b1.end, f"'{text[a0.start:a1.end]}' is written twice in a row"))
+            i += 2 * n - 1
+            break
+        i += 1
+    return out
+
+
+_DOUBLE_GAPS = frozenset({" ", ", "})  # "lose-lose", "Chi-Chi's" are words of their own
+
+
+def _plain_run(text: str, toks: list[Token], i: int, j: int) -> bool:
+    """Whether tokens i..j-1 are separated only by single spaces or commas (no sentence end, no line
+    break, no table spacing)."""
+    return all(text[toks[k].end : toks[k + 1].start] in _DOUBLE_GAPS for k in range(i, j - 1))
+
+
+_ATTRIBUTION = re.compile(r"\b(said|says|explained|stated|added|told|posted|noted|wrote|according to)\b", re.I)
+_SENTENCE_END = re.compile(r"[.!?][”’\"]?\s+")
+
+
+def _unbalanced_quotes(text: str) -> list[Reason]:
+    """An opening quote that never closes, when it cannot be the news convention of a quotation that
+    runs on into the next paragraph: it opens mid-sentence, or the passage goes on to attribute it."""
+    opens: list[tuple[int, str]] = []
+    pairs = {"‘": "’", "“": "”"}
+    for i, ch in enumerate(text):
+        if ch in pairs:
+            opens.append((i, ch))
+        elif ch in "’”":
+            if ch == "’" and i > 0 and _is_word(text[i - 1]):
+                if i + 1 < len(text) and _is_word(text[i + 1]) and _apostrophe_inside_word(text, i):
+                    continue  # don’t, Russia’s
+                if _possessive_or_elided(text, i) and not (opens and opens[-1][1] == "‘"):
+                    continue  # troops’ closes nothing unless a ‘ is open
+            if opens and pairs[opens[-1][1]] == ch:
+                opens.pop()
+            elif opens:
+                opens.pop()  # a mismatched closer still closes
+    out = []
+    for pos, ch in opens:
+        before = text[:pos].rstrip()
+        mid_sentence = bool(before) and before[-1] not in ".!?:," and not before.endswith(("said", "says"))
+        rest = text[pos + 1 :]
+        later = _SENTENCE_END.split(rest, maxsplit=1)
+        attributed = len(later) > 1 and bool(_ATTRIBUTION.search(later[1]))
+        if mid_sentence or attributed:
+            why = "it opens mid-sentence" if mid_sentence else "the passage goes on to say who said it"
+            out.append(Reason("quote_unbalanced", pos, pos + 1, f"the quotation opened here is never closed, and {why}"))
+    return out
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum()
+
+
+_PAREN = re.compile(r"((?:[A-Z][\w’'-]+\s+){0,2}[A-Z][\w’'-]+)\s*\(([^()]{3,80})\)")
+_PERSON = re.compile(r"\b([A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+)\b")
+
+
+def _role_parentheses(text: str) -> list[Reason]:
+    """``Name (Role Other Name)``: the parenthesis gives the person another person's title."""
+    out = []
+    for m in _PAREN.finditer(text):
+        outside, inside = m.group(1), m.group(2)
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", inside)]
+        if not any(w in _ROLES for w in words):
+            continue
+        outside_words = {w.lower() for w in outside.split()}
+        for p in _PERSON.finditer(inside):
+            parts = [w for w in p.group(1).split() if w.lower() not in _ROLES and w.lower() not in DEMONYM]
+            if len(parts) >= 2 and not outside_words & {w.lower() for w in parts}:
+                out.append(Reason("role_in_parenthesis", m.start(), m.end(),
+                                  f"'{outside}' is given the role of another person, '{' '.join(parts)}'"))
+                break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] | None = None,
+               threshold: float = 0.5, min_words: int = 3, unpaired: bool = True, calibration: dict | None = None) -> Verdict:
+    """Score ``rewrite`` as a copy of ``original`` (both plain strings; spans index them).
+
+    ``context`` is the rest of the document (texts, or a :class:`Context`): names it spells as the
+    rewrite does are no misspelling. With ``unpaired`` the intrinsic detectors run on the rewrite too.
+
+    >>> v = score_pair("They will speak by phone on Tuesday", "The two will meet by phone Tuesday")
+    >>> v.label, [r.type for r in v.reasons]
+    ('garbled', ['event_changed'])
+    >>> score_pair("Ukraine's flag flies as President Zelensky salutes the troops in Kharkiv on Monday",
+    ...            "As President Zelensky salutes Kharkiv’s troops on Monday, the flag of Ukraine flies.").label
+    'faithful'
+    """
+    ctx = _as_context(context, extra=(original,))
+    reasons = paired_reasons(original, rewrite, ctx)
+    if unpaired:
+        reasons += unpaired_reasons(rewrite, ctx)
+    n_o, n_r = len(tokens(original)), len(tokens(rewrite))
+    return verdict(reasons, threshold=threshold, mode="paired", words=n_r, min_words=min_words,
+                   regime=regime_of(n_o, n_r), calibration=calibration)
+
+
+def regime_of(original_words: int, rewrite_words: int) -> str:
+    """``summary`` when the original is more than three times the rewrite's length, else ``paraphrase``."""
+    return "summary" if original_words > 3 * max(1, rewrite_words) else "paraphrase"
+
+
+def score_text(text: str, *, context: Context | Iterable[str] | None = None, threshold: float = 0.5,
+               min_words: int = 3, extra_reasons: Iterable[Reason] = (), calibration: dict | None = None,
+               toks: list[Token] | None = None) -> Verdict:
+    """Score one passage with no original: intrinsic signals, ``context`` being its document.
+
+    >>> score_text("Biden spoke with leaders from France, Germany, Germany, Italy and the UK.").reasons[0].type
+    'doubled_words'
+    """
+    ctx = _as_context(context, extra=(text,))
+    toks = tokens(text) if toks is None else toks
+    reasons = unpaired_reasons(text, ctx, toks) + list(extra_reasons)
+    return verdict(reasons, threshold=threshold, mode="unpaired", words=len(toks), min_words=min_words,
+                   calibration=calibration)
+
+
+def garble(s1: str, s2: str, *, processor=None, score_cutoff: float | None = None) -> float:
+    """Garble score (0-1) of ``s2`` as a copy of ``s1``, in rapidfuzz's scorer shape, so it serves as
+    ``scorer=`` of ``rapidfuzz.process.extract``; scores below ``score_cutoff`` come back as 0.
+
+    >>> round(garble("Russian soldiers on the border with Ukraine", "Ukrainian soldiers at Ukraine's border"), 2) >= 0.5
+    True
+    """
+    if processor is not None:
+        s1, s2 = processor(s1), processor(s2)
+    s = score_pair(s1, s2).score
+    return s if score_cutoff is None or s >= score_cutoff else 0.0
+
+
+def _as_context(context, extra: tuple[str, ...] = ()) -> Context:
+    if isinstance(context, Context):
+        return context
+    return Context.from_texts(list(context or ()) + list(extra))
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline stage
+# ---------------------------------------------------------------------------------------------
+
+
+def _reason_dtype():
+    import polars as pl
+
+    return pl.Struct(
+        {
+            "type": pl.String, "start": pl.Int64, "end": pl.Int64, "orig_start": pl.Int64, "orig_end": pl.Int64,
+            "text": pl.String, "orig_text": pl.String, "explanation": pl.String, "severity": pl.Float64,
+        }
+    )
+
+
+def score_passages(passages, docs, config) -> "pl.DataFrame":
+    """Add garble_score, garble_label, garble_mode and garble_reasons to the passage frame.
+
+    A caption rewrite (or paraphrased repeat) is scored against its original, paired; with
+    ``config.unpaired`` every other passage is scored on intrinsic signals, the document being the
+    context. Glued quotes that the normaliser repaired inside a passage are reported as ``quote_repaired``.
+    Reason offsets are raw-text offsets into the document, like the passage's ``start``/``end``.
+    """
+    import polars as pl
+
+    from . import schema as S
+    from .normalise import map_offsets
+
+    n = passages.height
+    scores: list[float | None] = [None] * n
+    labels: list[str] = [NOT_SCORED] * n
+    modes: list[str | None] = [None] * n
+    reasons_out: list[list[dict]] = [[] for _ in range(n)]
+    need = passages.select(S.ROW, S.P_INDEX, S.P_TEXT, S.P_ROLE, S.P_PARTNER, S.P_KIND, S.P_NORM_START, S.P_WORDS)
+    doc_info = {
+        row: (raw, an, ar, changes)
+        for row, raw, an, ar, changes in docs.filter(pl.col(S.ROW).is_in(need[S.ROW].unique().implode()))
+        .select(S.ROW, S.TEXT, S.ANCHOR_NORM, S.ANCHOR_RAW, S.NORM_CHANGES).iter_rows()
+    }
+    rows = need.rows()
+    k = 0
+    while k < n:
+        row = rows[k][0]
+        end = k
+        while end < n and rows[end][0] == row:
+            end += 1
+        _score_document(rows[k:end], k, doc_info[row], config, scores, labels, modes, reasons_out, map_offsets)
+        k = end
+    return passages.with_columns(
+        pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
+        pl.Series(S.G_LABEL, labels, dtype=pl.String),
+        pl.Series(S.G_MODE, modes, dtype=pl.String),
+        reasons_series(S.G_REASONS, reasons_out),
+    )
+
+
+def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
+    """A List(Struct) column from per-row lists of reason dicts, built column-wise (building it from
+    the dicts directly costs seconds on a corpus: polars makes a Series per row)."""
+    import polars as pl
+
+    dtype = _reason_dtype()
+    keys = [f.name for f in dtype.fields]
+    idx: list[int] = []
+    cols: dict[str, list] = {k: [] for k in keys}
+    for i, rs in enumerate(reasons_out):
+        for r in rs:
+            idx.append(i)
+            for k in keys:
+                cols[k].append(r[k])
+    flat = pl.DataFrame({"_i": idx, **cols}, schema={"_i": pl.Int64, **{f.name: f.dtype for f in dtype.fields}})
+    grouped = flat.group_by("_i").agg(pl.struct(keys).alias(name))
+    full = pl.DataFrame({"_i": pl.Series(range(len(reasons_out)), dtype=pl.Int64)}).join(grouped, on="_i", how="left").sort("_i")
+    return full.select(pl.coalesce(pl.col(name), pl.lit([], dtype=pl.List(dtype))).alias(name)).to_series()
+
+
+def _score_document(rows, offset, info, config, scores, labels, modes, reasons_out, map_offsets) -> None:
+    raw, anchor_norm, anchor_raw, changes = info
+    texts = {r[1]: r[2] for r in rows}
+    norm_start = {r[1]: r[6] for r in rows}
+    toks = {r[1]: tokens(r[2]) for r in rows}
+    ctx = Context.from_tokens(toks.values())
+    glued = [c for c in (changes or []) if c["fixer"] == "quotes"]
+    for i, (_, index, text, role, partner, kind, start, words) in enumerate(rows):
+        if kind == "fragment" or (words or 0) < config.min_words:
+            continue
+        if role in ("rewrite", "verbatim") and partner is not None and partner in texts:
+            v = score_pair(texts[partner], text, context=ctx, threshold=config.threshold, min_words=config.min_words,
+                           unpaired=config.unpaired)
+        elif config.unpaired:
+            p_raw = (
+                (int(map_offsets(anchor_norm, anchor_raw, start)), int(map_offsets(anchor_norm, anchor_raw, start + len(text))))
+                if glued else (0, 0)
+            )
+            extra = [
+                Reason("quote_repaired", 0, 0, f"a glued, stray or mismatched quote mark in the raw text: '{c['before']}' "
+                       f"was repaired as '{c['after']}'",
+                       c["raw_start"], c["raw_end"])
+                for c in glued if p_raw[0] <= c["raw_start"] < p_raw[1]
+            ]
+            v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
+                           toks=toks[index])
+        else:
+            continue
+        j = offset + i
+        scores[j], labels[j], modes[j] = round(v.score, 4), v.label, v.mode
+        o_start = norm_start.get(partner) if v.mode == "paired" else None
+        out = []
+        for r in v.reasons:
+            if r.type == "quote_repaired":  # built from the normaliser's record: raw offsets already
+                out.append(_reason_row(r, r.orig_start, r.orig_end, raw, None, None, None))
+                continue
+            s, e = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [start + r.start, start + r.end]))
+            os_ = oe = None
+            if r.orig_start is not None and o_start is not None:
+                os_, oe = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [o_start + r.orig_start, o_start + r.orig_end]))
+            out.append(_reason_row(r, s, e, raw, os_, oe, raw[os_:oe] if os_ is not None else None))
+        reasons_out[j] = out
+
+
+def _reason_row(r: Reason, s: int, e: int, raw: str, os_, oe, orig_text) -> dict:
+    return {
+        "type": r.type, "start": s, "end": e, "orig_start": os_, "orig_end": oe, "text": raw[s:e],
+        "orig_text": orig_text, "explanation": r.explanation, "severity": r.severity,
+    }
+
+
+def score_documents(docs, config) -> "pl.DataFrame":
+    """Score each near-duplicate document against the copy its cluster kept (paired, whole texts).
+
+    Adds garble_score, garble_label and garble_reasons (raw offsets: ``start``/``end`` into this
+    document, ``orig_start``/``orig_end`` into the kept one) to the document frame; other documents get
+    nulls and ``not scored``. This says which copy of a story is the damaged one, and how.
+    """
+    import polars as pl
+
+    from . import schema as S
+    from .normalise import map_offsets
+
+    n = docs.height
+    scores: list[float | None] = [None] * n
+    labels: list[str] = [NOT_SCORED] * n
+    reasons_out: list[list[dict]] = [[] for _ in range(n)]
+    near = docs.select(pl.arg_where(pl.col(S.DUP_KIND) == "near")).to_series().to_list()
+    if near:
+        wanted = set(docs[S.DUPLICATE_OF].gather(near).to_list())
+        kept = {}
+        for i, did in enumerate(docs[S.DOC_ID].to_list()):
+            if did in wanted and did not in kept:
+                kept[did] = i
+        cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
+        for i in near:
+            j = kept.get(docs[S.DUPLICATE_OF][i])
+            if j is None:
+                continue
+            raw, norm, an, ar = (docs[c][i] for c in cols)
+            o_raw, o_norm, o_an, o_ar = (docs[c][j] for c in cols)
+            v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
+            scores[i], labels[i] = round(v.score, 4), v.label
+            for r in v.reasons:
+                s, e = (int(x) for x in map_offsets(an, ar, [r.start, r.end]))
+                os_ = oe = None
+                if r.orig_start is not None:
+                    os_, oe = (int(x) for x in map_offsets(o_an, o_ar, [r.orig_start, r.orig_end]))
+                reasons_out[i].append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
+    return docs.with_columns(
+        pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
+        pl.Series(S.G_LABEL, labels, dtype=pl.String),
+        reasons_series(S.G_REASONS, reasons_out),
+    )

@@ -1,0 +1,295 @@
+"""Garble scoring on real cases: the seed's caption pairs and body, FRANK, MRPC, Reuters, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from rapidfuzz import process
+
+from dedup import garble as G
+from dedup import schema as S
+from dedup.config import PipelineConfig, load_config
+
+from .conftest import DATA, REUTERS, SEED, SHARED, need
+from .test_cli import run
+
+LABELS = json.loads((DATA / "seed_garble.json").read_text(encoding="utf-8"))
+# The one labelled distortion no detector sees: where a place is attached ("the Secretary of State
+# said ... in Stockholm" -> "Biden was seen in Stockholm"). Pair 145 -> 146 is still caught by its
+# dropped hedge ("is likely to speak").
+KNOWN_MISSES = {(146, "relation_changed")}
+
+
+@pytest.fixture(scope="module")
+def seed_passages(seed_result):
+    return seed_result.passages[S.P_TEXT].to_list()
+
+
+@pytest.fixture(scope="module")
+def seed_verdicts(seed_passages):
+    ctx = G.Context.from_texts(seed_passages)
+    return [G.score_pair(seed_passages[p["original"]], seed_passages[p["second"]], context=ctx) for p in LABELS["pairs"]]
+
+
+def test_seed_pairs_verdicts(seed_verdicts):
+    truth = [p["label"] == "garbled" for p in LABELS["pairs"]]
+    pred = [v.label == G.GARBLED for v in seed_verdicts]
+    tp = sum(p and t for p, t in zip(pred, truth))
+    assert tp / sum(pred) >= 0.9 and tp / sum(truth) >= 0.9
+    wrong = [(p["original"], p["second"], v.label) for p, v, t in zip(LABELS["pairs"], seed_verdicts, truth) if (v.label == G.GARBLED) != t]
+    assert wrong == []  # with the shipped curve (fitted on these pairs); the benchmark judges each out of sample
+
+
+def test_seed_pairs_name_each_labelled_distortion(seed_passages, seed_verdicts):
+    for p, v in zip(LABELS["pairs"], seed_verdicts):
+        rewrite = seed_passages[p["second"]]
+        found = {(r.type, rewrite[r.start : r.end]) for r in v.reasons}
+        for d in p["distortions"]:
+            if (p["second"], d["type"]) in KNOWN_MISSES:
+                assert d["type"] not in {t for t, _ in found}, "a known miss is found now: take it off KNOWN_MISSES"
+                continue
+            assert (d["type"], d["span"]) in found, (p["second"], d, sorted(found))
+
+
+def test_reason_spans_are_exact(seed_passages, seed_verdicts):
+    for p, v in zip(LABELS["pairs"], seed_verdicts):
+        original, rewrite = seed_passages[p["original"]], seed_passages[p["second"]]
+        for r in v.reasons:
+            assert 0 <= r.start <= r.end <= len(rewrite)
+            if r.orig_start is not None:
+                quoted = original[r.orig_start : r.orig_end]
+                assert quoted and (quoted in r.explanation or r.type in ("quote_altered", "relation_changed")), r
+            if r.end > r.start and r.type not in ("quote_altered", "relation_changed", "doubled_words", "role_in_parenthesis"):
+                assert rewrite[r.start : r.end] in r.explanation, r
+
+
+@pytest.mark.parametrize(
+    "original, rewrite",
+    [
+        # faithful paraphrase: clauses reordered, synonyms, "Ukraine's flag" -> "the flag of Ukraine"
+        ("Ukraine's flag flies as President Zelensky salutes the troops in Kharkiv on Monday",
+         "As President Zelensky salutes Kharkiv’s troops on Monday, the flag of Ukraine flies."),
+        ("Russian state media on Friday released footage of the military drills, including sniper training, taking place on the Ukrainian border",
+         "Russian state media published footage on Friday of military drills and sniper training that took place at the Ukrainian frontier."),
+        # British and American spelling, an accent, a number word
+        ("Ukrainian Defence Minister Oleksii Reznikov spoke to five armoured units", "Ukrainian Defense Minister Oleksii Reznikov spoke to 5 armored units"),
+        ("Marcos Jimenez said the indictment strikes at the top", "Marcos Jiménez said the indictment strikes at the top"),
+    ],
+)
+def test_faithful_paraphrase_is_not_flagged(original, rewrite):
+    v = G.score_pair(original, rewrite)
+    assert v.label == G.FAITHFUL, v.reasons
+
+
+def test_spelling_the_source_uses_is_not_a_misspelling(seed_passages):
+    # "Zelenskyy" and "Zelensky" both occur in the seed (and in real wire copy)
+    ctx = G.Context.from_texts(seed_passages)
+    v = G.score_pair("President Volodymyr Zelenskyy visits troops", "President Volodymyr Zelensky visits troops", context=ctx)
+    assert v.label == G.FAITHFUL and v.reasons == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The the market opened lower, traders said.",  # a doubled function word: a typo that changes no fact
+        "Biden will make it very, very difficult for Putin.",  # emphasis
+        "Boutros Boutros-Ghali met the ministers.",  # a name
+        "The company reported a lose-lose outcome.",
+        "He said: “We will wait and see.",  # a quotation running on into the next paragraph
+    ],
+)
+def test_ordinary_text_is_not_flagged_unpaired(text):
+    assert G.score_text(text).reasons == ()
+
+
+def test_typo_of_a_common_word_is_not_a_name_variant():
+    ctx = G.Context.from_texts(["On Wednesday the Treasury said.", "Wednesday's sale.", "By Wednesday, the Treasury."])
+    assert G.score_text("The Treassury said on Wedndsday it would sell notes.", context=ctx).reasons == ()
+
+
+def test_seed_unpaired_in_the_pipeline(seed_result):
+    """Every intrinsic garble labelled in the seed body is flagged with its type; no clean passage is."""
+    p = seed_result.passages
+    seconds = {x["second"] for x in LABELS["pairs"]}
+    want = {u["passage"]: u["type"] for u in LABELS["unpaired"]}
+    body = p.filter(~pl.col(S.P_INDEX).is_in(list(seconds)) & (pl.col(S.P_KIND) != "fragment"))
+    flagged_clean = []
+    for idx, label, reasons in body.select(S.P_INDEX, S.G_LABEL, S.G_REASONS).iter_rows():
+        types = {r["type"] for r in reasons}
+        if idx in want:
+            assert label == G.GARBLED and want[idx] in types, (idx, label, types)
+        elif label == G.GARBLED:
+            flagged_clean.append(idx)
+    clean = body.height - len(want)
+    assert len(flagged_clean) / clean <= 0.05, flagged_clean
+
+
+def test_pipeline_reason_offsets_are_raw(seed_result, seed_text):
+    """Reasons carry raw-document offsets; their text and the original's text are raw slices."""
+    p = seed_result.passages.filter(pl.col(S.G_LABEL) == G.GARBLED)
+    checked = 0
+    for start, end, reasons in p.select(S.P_START, S.P_END, S.G_REASONS).iter_rows():
+        for r in reasons:
+            assert seed_text[r["start"] : r["end"]] == r["text"]
+            if r["orig_start"] is not None:
+                assert seed_text[r["orig_start"] : r["orig_end"]] == r["orig_text"]
+            checked += 1
+    assert checked >= 25
+    # the glued quote of the raw seed ("imposing’substantial’") is reported where it stood
+    glued = [r for rs in p[S.G_REASONS].to_list() for r in rs if r["type"] == "quote_repaired"]
+    assert any("’substantial" in seed_text[r["start"] - 1 : r["end"] + 12] for r in glued), glued
+
+
+def test_drop_action_cuts_garbled_passages(tmp_path):
+    from dedup import clean
+
+    result = clean(SEED, load_config(None, ["garble.action=drop"]))
+    p = result.passages
+    garbled_kept_before = p.filter((pl.col(S.G_LABEL) == G.GARBLED) & (pl.col(S.DROP_REASON) == S.REASON_GARBLED))
+    assert garbled_kept_before.height == result.stats["garble"]["passages_dropped"] > 0
+    cleaned = result.kept[S.TEXT_CLEAN][0]
+    assert "Volodymyrzelsky" not in cleaned and "Germany, Germany" not in cleaned
+    assert "Kremlin warned Europe" in cleaned  # a faithful passage stays
+    paths = result.write(tmp_path)
+    dropped = pl.read_ndjson(paths["dropped_passages"])
+    assert (dropped[S.DROP_REASON] == S.REASON_GARBLED).sum() == garbled_kept_before.height
+
+
+def test_garble_switched_off():
+    from dedup import clean
+
+    result = clean(SEED, load_config(None, ["garble.enabled=false"]))
+    assert set(result.passages[S.G_LABEL].unique()) == {G.NOT_SCORED}
+    assert "garble" not in result.stats
+
+
+def test_rapidfuzz_scorer_shape():
+    query = "Russian soldiers on the border with Ukraine"
+    choices = ["Ukrainian soldiers at Ukraine's border", "Russian soldiers at the border with Ukraine"]
+    best = process.extract(query, choices, scorer=G.garble, score_cutoff=0.5, limit=None)
+    assert [c for c, _, _ in best] == ["Ukrainian soldiers at Ukraine's border"]
+    assert G.garble(query, choices[1]) < 0.5
+
+
+def test_platt_fit_ignores_the_base_rate():
+    raw = [0.0, 0.1, 0.15, 0.0, 0.7, 0.8, 0.95, 0.5]
+    y = [0, 0, 0, 0, 1, 1, 1, 0]
+    once = G.fit_platt(raw, y)
+    more_negatives = G.fit_platt(raw + [r for r, t in zip(raw, y) if not t] * 3, y + [0] * 15)
+    assert once == pytest.approx(more_negatives, rel=1e-6)
+    assert np.isfinite(G.fit_platt([0, 0, 1, 1], [0, 0, 1, 1])["a"])  # separable data: finite slope
+
+
+def test_shipped_calibration_is_current(seed_passages):
+    """dedup/garble_calibration.json equals a refit on its labelled data (rerun
+    ``python -m benchmarks.garble_eval --fit`` after changing a detector)."""
+    from benchmarks.garble_eval import fitted_calibration, frank_rows
+
+    cal = fitted_calibration(seed_passages, frank_rows(need(SHARED / "frank" / "valid.jsonl")))
+    for regime in ("paraphrase", "summary"):
+        assert G.CALIBRATION[regime]["a"] == pytest.approx(cal[regime]["a"], abs=1e-4), regime
+        assert G.CALIBRATION[regime]["b"] == pytest.approx(cal[regime]["b"], abs=1e-4), regime
+
+
+def test_frank_balanced_accuracy():
+    """FRANK's human factuality labels: the paired scorer beats the 0.65 target out of fold."""
+    from benchmarks.garble_eval import frank_eval, frank_rows, frank_scores
+
+    rows = frank_rows(need(SHARED / "frank" / "valid.jsonl"))
+    res = frank_eval(rows, frank_scores(rows))
+    assert res["balanced_accuracy"] >= 0.65
+    assert res["roc_auc"] >= 0.7
+
+
+def test_mrpc_numbers_change_is_caught():
+    from benchmarks.garble_eval import mrpc_rows
+
+    rows = mrpc_rows(need(SHARED / "mrpc" / "train.tsv"))
+    # a real non-paraphrase that differs in its figures
+    lab, s1, s2 = next(r for r in rows if r[1].startswith("Yucaipa owned Dominick's"))
+    v = G.score_pair(s1, s2)
+    assert lab == 0 and v.label == G.GARBLED
+    assert {"number_changed", "date_invented"} <= {r.type for r in v.reasons}
+
+
+def test_reuters_clean_wire_copy_is_rarely_flagged(reuters_result):
+    """Reuters is wire copy, not spun: what is flagged there is real damage (doubled content words,
+    one-off misspelt names) and stays rare."""
+    p = reuters_result.passages
+    scored = p.filter(pl.col(S.G_LABEL) != G.NOT_SCORED)
+    garbled = scored.filter(pl.col(S.G_LABEL) == G.GARBLED)
+    assert garbled.height / scored.height < 0.005
+    assert reuters_result.stats["garble"]["seconds"] < reuters_result.stats["total_seconds"] / 2
+
+
+def test_near_duplicate_documents_are_scored_against_the_kept_copy(reuters_result):
+    d = reuters_result.documents
+    near = d.filter(pl.col(S.DUP_KIND) == "near")
+    assert near.height and (near[S.G_LABEL] != G.NOT_SCORED).all()
+    assert (d.filter(pl.col(S.DUP_KIND).is_null())[S.G_LABEL] == G.NOT_SCORED).all()
+    # reuters-1125 repeats reuters-522 with other figures: the scorer names the changed numbers
+    row = d.filter(pl.col(S.DOC_ID) == "reuters-1125").row(0, named=True)
+    assert row[S.DUPLICATE_OF] == "reuters-522" and row[S.G_LABEL] == G.GARBLED
+    kinds = {(r["type"], r["orig_text"], r["text"]) for r in row[S.G_REASONS]}
+    assert ("number_changed", "3", "1") in kinds
+
+
+def test_cli_score_pair_and_text():
+    proc = run("score", "--original", "They will speak by phone on Tuesday", "--rewrite", "The two will meet by phone Tuesday", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["garble_label"] == "garbled" and d["garble_reasons"][0]["type"] == "event_changed"
+    proc = run("score", "--original", "Russian soldiers on the border", "--rewrite", "Ukrainian soldiers on the border")
+    out = proc.stdout.decode()
+    assert "side_swapped" in out and "[[Russian]] soldiers" in out and "[[Ukrainian]] soldiers" in out
+    proc = run("score", "--text", "leaders from France, Germany, Germany, Italy")
+    assert "doubled_words" in proc.stdout.decode()
+    proc = run("score", "--text", "x", "--original", "y")
+    assert proc.returncode == 1 and proc.stderr.decode().startswith("dedup error: score needs")
+
+
+def test_cli_score_file_keeps_every_row(tmp_path):
+    src = tmp_path / "pairs.jsonl"
+    src.write_text(
+        json.dumps({"id": "a", "original": "Russia has 50 battalions and will be ready to invade", "rewrite": "Russia has 50 battalions and will invade"}) + "\n"
+        + json.dumps({"id": "b", "original": "no rewrite here"}) + "\n"
+        + "{not json\n"
+        + json.dumps({"id": "d", "original": "Ukraine's flag flies", "rewrite": None}) + "\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "scored.parquet"
+    proc = run("score", str(src), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    frame = pl.read_parquet(out)
+    assert frame.height == 4
+    assert frame["garble_label"].to_list() == ["garbled", "not scored", "not scored", "not scored"]
+    errors = frame["error"].to_list()
+    assert errors[0] is None
+    assert f"{src} line 2: no text field 'rewrite'" in errors[1] and "--rewrite-field" in errors[1]
+    assert f"{src} line 3: not valid JSON" in errors[2]
+    assert "record 4: 'rewrite' is empty" in errors[3]
+
+
+def test_cli_score_file_errors(tmp_path):
+    src = tmp_path / "p.csv"
+    src.write_text("id,body\n1,Biden met Putin in Geneva\n", encoding="utf-8")
+    proc = run("score", str(src))
+    assert proc.returncode == 1
+    assert proc.stderr.decode().strip() == (
+        f"dedup error: {src}: no 'rewrite'/'original' columns (pairs) and no 'text' column (passages); columns present: id, body; "
+        "name them with --original-field/--rewrite-field or --text-field"
+    )
+    proc = run("score", str(src), "--text-field", "body", "-o", str(tmp_path / "out.txt"))
+    assert proc.returncode == 1 and "name the output .jsonl, .parquet or .csv" in proc.stderr.decode()
+    proc = run("score", str(src), "--text-field", "body")
+    assert proc.returncode == 0 and json.loads(proc.stdout.decode().splitlines()[0])["garble_label"] == "faithful"
+
+
+def test_config_default_has_garble():
+    assert PipelineConfig().garble.threshold == 0.5 and PipelineConfig().garble.action == "flag"
+    with pytest.raises(Exception, match=r"garble.action = 'delete' is not allowed; use one of: flag, drop"):
+        load_config(None, ["garble.action=delete"])
+    assert SEED.exists() and REUTERS.name
