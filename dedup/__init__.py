@@ -7,6 +7,7 @@ that adds columns and drops no rows, usable alone.
 from .cluster import cluster_documents
 from .config import PipelineConfig, load_config
 from .errors import ConfigError, DedupError, InputError
+from .garble import score_pair, score_passages, score_text
 from .normalise import normalise, normalise_text
 from .pairs import find_pairs
 from .pipeline import Result, clean
@@ -22,6 +23,9 @@ __all__ = [
     "segment",
     "find_pairs",
     "cluster_documents",
+    "score_passages",
+    "score_pair",
+    "score_text",
     "DedupError",
     "ConfigError",
     "InputError",

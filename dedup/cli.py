@@ -82,7 +82,8 @@ def cmd_clean(args) -> int:
         reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items()) or "none"
         print(
             f"{result.stats['input']['records']} records: {r['kept']} kept, {r['dropped']} dropped ({reasons}); "
-            f"{result.stats['pairs']['passages_dropped']} passages dropped; report: {paths['report']}",
+            f"{result.stats['pairs']['passages_dropped']} passages dropped as repeats; "
+            f"{result.stats.get('garble', {}).get('by_label', {}).get('garbled', 0)} passages garbled; report: {paths['report']}",
             file=sys.stderr,
         )
     return 0

@@ -512,8 +512,16 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None) 
     # Sides, hedges, negations and events are compared where they stand: against the whole original
     # for a short paraphrase, against the original's best-matching sentences for each sentence of a
     # summary or of a long text (a whole document against its near duplicate).
-    local = summary or len(o_toks) > 120
-    for o_part, r_part in _local_pairs(original, rewrite, o_toks, r_toks) if local else [(o_toks, r_toks)]:
+    # A summary fuses sentences: two of the original's stand behind each of its own. A long text set
+    # against another version of itself (a near duplicate) is compared sentence to sentence, and
+    # only where its sentence rewrites one of the original's.
+    if summary:
+        parts = _local_pairs(original, rewrite, o_toks, r_toks, k=2)
+    elif len(o_toks) > 120:
+        parts = _local_pairs(original, rewrite, o_toks, r_toks, k=1, min_share=0.6)
+    else:
+        parts = [(o_toks, r_toks)]
+    for o_part, r_part in parts:
         reasons += _sides(o_part, r_part)
         reasons += _counted_words(o_part, r_part, _HEDGES, "modality_changed", "hedge")
         reasons += _counted_words(o_part, r_part, _NEGATIONS, "negation_flipped", "negation")
@@ -540,8 +548,9 @@ def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[R
     return out
 
 
-def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2) -> list[tuple[list[Token], list[Token]]]:
-    """Each sentence of the rewrite with the ``k`` sentences of the original sharing most content words."""
+def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float = 0.0) -> list[tuple[list[Token], list[Token]]]:
+    """Each sentence of the rewrite with the ``k`` sentences of the original sharing most content words;
+    a sentence sharing less than ``min_share`` of its content words with them is new matter and left out."""
     from .segment import sentence_spans
 
     def content(toks):
@@ -554,7 +563,9 @@ def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2) -> list[tuple[li
         r_part = [t for t in r_toks if s <= t.start < e]
         want = content(r_part)
         best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
-        out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
+        shared = set().union(*(want & o_sets[i] for i in best)) if best else set()
+        if want and len(shared) / len(want) >= min_share:
+            out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
     return out
 
 
@@ -694,8 +705,11 @@ def _sides(o_toks, r_toks) -> list[Reason]:
 
 def _counted_words(o_toks, r_toks, words: frozenset, kind: str, noun: str) -> list[Reason]:
     """Hedges or negations the original has and the rewrite lost (or gained)."""
-    o_hits = [t for t in o_toks if t.low in words or (noun == "negation" and t.low.endswith("n't"))]
-    r_hits = [t for t in r_toks if t.low in words or (noun == "negation" and t.low.endswith("n't"))]
+    def hit(t: Token) -> bool:  # a capitalised "May" inside a sentence is the month
+        return (t.low in words and not (t.cap and not t.initial)) or (noun == "negation" and t.low.endswith("n't"))
+
+    o_hits = [t for t in o_toks if hit(t)]
+    r_hits = [t for t in r_toks if hit(t)]
     if len(o_hits) == len(r_hits):
         return []
     if len(o_hits) > len(r_hits):
@@ -1028,11 +1042,11 @@ def score_text(text: str, *, context: Context | Iterable[str] | None = None, thr
                    calibration=calibration)
 
 
-def garble(s1: str, s2: str, *, processor=None, score_cutoff: float | None = None) -> float:
+def scorer(s1: str, s2: str, *, processor=None, score_cutoff: float | None = None) -> float:
     """Garble score (0-1) of ``s2`` as a copy of ``s1``, in rapidfuzz's scorer shape, so it serves as
     ``scorer=`` of ``rapidfuzz.process.extract``; scores below ``score_cutoff`` come back as 0.
 
-    >>> round(garble("Russian soldiers on the border with Ukraine", "Ukrainian soldiers at Ukraine's border"), 2) >= 0.5
+    >>> round(scorer("Russian soldiers on the border with Ukraine", "Ukrainian soldiers at Ukraine's border"), 2) >= 0.5
     True
     """
     if processor is not None:
