@@ -49,13 +49,14 @@ from rapidfuzz.distance import Levenshtein
 
 from .minhash import fold
 from .normalise import _apostrophe_inside_word, _possessive_or_elided
+from .pairs import _NUMBER_WORDS
+from .segment import sentence_spans
 
 GARBLED, FAITHFUL, NOT_SCORED = "garbled", "faithful", "not scored"
 
 # How strongly one finding of each type points to a distorted passage (noisy-or of these is the raw
 # score). Omissions weigh little: a caption that leaves out a date is shorter, not wrong.
-SEVERITY: dict[str, float] = {
-    # paired
+PAIRED_SEVERITY: dict[str, float] = {
     "entity_invented": 0.7,
     "entity_changed": 0.8,
     "entity_dropped": 0.15,
@@ -77,15 +78,17 @@ SEVERITY: dict[str, float] = {
     "term_corrupted": 0.7,
     "relation_changed": 0.8,
     "content_invented": 0.3,
-    # unpaired (also run on a rewrite)
+}
+UNPAIRED_SEVERITY: dict[str, float] = {  # also run on a rewrite
     "name_variant": 0.7,
     "doubled_words": 0.7,
     "quote_unbalanced": 0.5,
     "quote_repaired": 0.5,
     "role_in_parenthesis": 0.85,
 }
-PAIRED_TYPES = tuple(list(SEVERITY)[:21])
-UNPAIRED_TYPES = ("name_merged",) + tuple(list(SEVERITY)[21:])
+SEVERITY: dict[str, float] = {**PAIRED_SEVERITY, **UNPAIRED_SEVERITY}
+PAIRED_TYPES = tuple(PAIRED_SEVERITY)
+UNPAIRED_TYPES = ("name_merged",) + tuple(UNPAIRED_SEVERITY)
 
 _CALIBRATION_FILE = Path(__file__).with_name("garble_calibration.json")
 
@@ -156,15 +159,6 @@ class Reason:
     @property
     def severity(self) -> float:
         return SEVERITY[self.type]
-
-    def shifted(self, by: int, orig_by: int | None = None) -> "Reason":
-        """The same reason with offsets moved (passage-relative -> document-relative)."""
-        o = orig_by or 0
-        return Reason(
-            self.type, self.start + by, self.end + by, self.explanation,
-            None if self.orig_start is None else self.orig_start + o,
-            None if self.orig_end is None else self.orig_end + o,
-        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -403,8 +397,6 @@ class _Support:
         self.variants = {_variant(t.low) for t in toks}
         self.long_words = sorted({t.low for t in toks if len(t.low) >= 4 and not t.number})
         self.numbers = {_number_value(t) for t in toks if t.number}
-        from .pairs import _NUMBER_WORDS
-
         self.numbers |= {_NUMBER_WORDS[t.low] for t in toks if t.low in _NUMBER_WORDS}
 
     def has(self, low: str) -> bool:
@@ -525,7 +517,7 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None) 
         reasons += _sides(o_part, r_part)
         reasons += _counted_words(o_part, r_part, _HEDGES, "modality_changed", "hedge")
         reasons += _counted_words(o_part, r_part, _NEGATIONS, "negation_flipped", "negation")
-        reasons += _events(o_part, r_part, _Support(o_part))
+        reasons += _events(o_part, r_part)
     reasons += _quotes(original, rewrite)
     reasons += _terms(o_toks, r_toks, ctx)
     reasons += _markers(original, rewrite)
@@ -551,8 +543,6 @@ def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[R
 def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float = 0.0) -> list[tuple[list[Token], list[Token]]]:
     """Each sentence of the rewrite with the ``k`` sentences of the original sharing most content words;
     a sentence sharing less than ``min_share`` of its content words with them is new matter and left out."""
-    from .segment import sentence_spans
-
     def content(toks):
         return {t.low for t in toks if t.low not in STOP}
 
@@ -741,7 +731,7 @@ def _event_words(toks: list[Token]) -> list[Token]:
     return [t for k, t in enumerate(toks) if t.low in EVENT_CLASS and not (k and toks[k - 1].low in _DETERMINERS)]
 
 
-def _events(o_toks, r_toks, sup_o) -> list[Reason]:
+def _events(o_toks, r_toks) -> list[Reason]:
     o_ev, r_ev = _event_words(o_toks), _event_words(r_toks)
     o_count = Counter(EVENT_CLASS[t.low] for t in o_ev)
     r_count = Counter(EVENT_CLASS[t.low] for t in r_ev)
@@ -751,7 +741,8 @@ def _events(o_toks, r_toks, sup_o) -> list[Reason]:
     if lost and gained:
         src = next(t for t in o_ev if EVENT_CLASS[t.low] == lost[0])
         for c in gained:
-            new = [t for t in r_ev if EVENT_CLASS[t.low] == c and t.low not in sup_o.lows]
+            o_lows = {t.low for t in o_toks}
+            new = [t for t in r_ev if EVENT_CLASS[t.low] == c and t.low not in o_lows]
             new = new or [t for t in r_ev if EVENT_CLASS[t.low] == c]
             out.append(Reason("event_changed", *_span(new[0]), f"'{src.text}' ({lost[0]}) became '{new[0].text}' ({c})", *_span(src)))
     return out
