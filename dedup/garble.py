@@ -521,6 +521,8 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None) 
     reasons += _quotes(original, rewrite)
     reasons += _terms(o_toks, r_toks, ctx)
     reasons += _markers(original, rewrite)
+    if not summary:
+        reasons += _places(original, rewrite, o_toks, r_toks)
     return _place_losses(reasons, o_toks, r_toks, rewrite)
 
 
@@ -811,6 +813,73 @@ def _terms(o_toks, r_toks, ctx: Context) -> list[Reason]:
             continue
         out.append(Reason("term_corrupted", *_span(r_toks[j]), f"'{o_toks[i - 1].text} {o_toks[i].text} {o_toks[i + 1].text}' became "
                           f"'{r_toks[j - 1].text} {r_toks[j].text} {r_toks[j + 1].text}'", *_span(o_toks[i])))
+    return out
+
+
+_PLACE_PREP = frozenset(("in", "at"))
+
+
+def _clause(toks: list[Token], text: str, k: int) -> list[Token]:
+    """The tokens of the clause that ends at token ``k``: back to the last comma or sentence end."""
+    j = k
+    while j > 0:
+        gap = text[toks[j - 1].end : toks[j].start]
+        if gap == ".":
+            j -= 1  # inside an abbreviation: U.S.
+            continue
+        if any(ch in gap for ch in ",;.!?:("):
+            break
+        j -= 1
+    return toks[j:k]
+
+
+def _clause_names(clause: list[Token], place: Token) -> list[Token]:
+    """Who a clause names: capitalised words, not dates, sides, single letters or the place itself."""
+    return [
+        t for t in clause
+        if t.cap and not t.number and len(t.low) > 1 and t.low not in STOP and t.low not in DEMONYM
+        and t.low not in _WEEKDAYS and t.low not in _MONTHS and t.low not in _SIDES
+        and not _derived(t.low, place.low) and t.low != place.low
+    ]
+
+
+def _places(original: str, rewrite: str, o_toks: list[Token], r_toks: list[Token]) -> list[Reason]:
+    """A place put with another person: "the Secretary of State said on Thursday in Stockholm" ->
+    "President Joe Biden was seen in Stockholm". Reported when the rewrite's clause ending "in/at
+    <Place>" names someone the original names only elsewhere, and the original's clause ending at that
+    place names someone the rewrite names only elsewhere: the same people, attached the other way."""
+    o_at: dict[str, list[int]] = {}
+    for k in range(1, len(o_toks)):
+        if o_toks[k - 1].low in _PLACE_PREP and o_toks[k].cap:
+            o_at.setdefault(o_toks[k].low, []).append(k)
+    out = []
+    for k in range(1, len(r_toks)):
+        place = r_toks[k]
+        if r_toks[k - 1].low not in _PLACE_PREP or not place.cap or place.low not in o_at:
+            continue
+        if place.low in _WEEKDAYS or place.low in _MONTHS:
+            continue
+        r_names = _clause_names(_clause(r_toks, rewrite, k - 1), place)
+        if not r_names:
+            continue
+        r_clause = _clause(r_toks, rewrite, k - 1)
+        o_clauses = [_clause(o_toks, original, j - 1) for j in o_at[place.low]]
+        o_clause_names = [_clause_names(c, place) for c in o_clauses]
+        if not all(o_clause_names):
+            continue  # the original says the place alone somewhere: nobody to compare with
+        o_lows = {t.low for c in o_clause_names for t in c}
+        if any(t.low in o_lows for t in r_names):
+            continue
+        in_o_clauses = {id(t) for c in o_clauses for t in c}
+        o_elsewhere = {t.low for t in o_toks if t.cap and id(t) not in in_o_clauses}
+        r_elsewhere = {t.low for t in r_toks if t.cap and not t.initial and t not in r_clause}
+        if not (any(t.low in o_elsewhere for t in r_names) and o_lows & r_elsewhere):
+            continue  # not the same people attached the other way: new matter, judged by other detectors
+        who = " ".join(t.text for t in r_names)
+        first = o_clause_names[0]
+        out.append(Reason("relation_changed", r_names[0].start, place.end,
+                          f"'{who}' is put in {place.text}; the original puts '{' '.join(t.text for t in first)}' there",
+                          first[0].start, o_toks[o_at[place.low][0]].end))
     return out
 
 

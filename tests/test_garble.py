@@ -17,10 +17,8 @@ from .conftest import DATA, REUTERS, SEED, SHARED, need
 from .test_cli import run
 
 LABELS = json.loads((DATA / "seed_garble.json").read_text(encoding="utf-8"))
-# The one labelled distortion no detector sees: where a place is attached ("the Secretary of State
-# said ... in Stockholm" -> "Biden was seen in Stockholm"). Pair 145 -> 146 is still caught by its
-# dropped hedge ("is likely to speak").
-KNOWN_MISSES = {(146, "relation_changed")}
+# Labelled distortions that no detector finds yet, as (second passage, type); none at present.
+KNOWN_MISSES: set[tuple[int, str]] = set()
 
 
 @pytest.fixture(scope="module")
