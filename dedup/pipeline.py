@@ -164,6 +164,76 @@ def clean_text(norm: str, spans: list[tuple[int, int, bool]]) -> str:
     return "".join(pieces)
 
 
+def _untimed(name: str, fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def document_stage(documents: pl.DataFrame, config: PipelineConfig, *, timed=_untimed, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every stage that looks at one document at a time: normalise, drop malformed and empty records,
+    segment, within-document pairs, garble scoring of passages. A batch of whole documents in, the
+    same documents (with ``drop_reason`` for the early drops) and their passages out; no state is kept,
+    so any engine may run it on any partition of the corpus.
+    """
+    docs = timed("normalise", normalise, documents, config.normalise, progress=progress)
+    malformed = docs[MALFORMED].is_not_null()
+    empty = ~malformed & (docs[S.TEXT_NORM].str.strip_chars().fill_null("") == "")
+    early_drop = pl.when(malformed).then(pl.lit(S.REASON_MALFORMED)).when(empty).then(pl.lit(S.REASON_EMPTY))
+    docs = docs.with_columns(early_drop.otherwise(None).alias(S.DROP_REASON))
+    live = docs.filter(pl.col(S.DROP_REASON).is_null())
+    passages = timed("segment", segment, live, config.segment)
+    passages = timed("pairs", find_pairs, passages, config.pairs)
+    if config.garble.enabled:
+        passages = timed("garble", score_passages, passages, live, config.garble)
+        passages = _garble_action(passages, config.garble.action)
+    else:
+        passages = _unscored(passages)
+    return docs, passages
+
+
+def document_stats(docs: pl.DataFrame, passages: pl.DataFrame, config: PipelineConfig) -> dict[str, dict]:
+    """Counts of the document stage, by stage. Every number is a sum over documents, so the counts of
+    separate batches add up to those of the whole corpus (:func:`add_counts`)."""
+    fixes = docs[S.NORM_FIXES].explode().drop_nulls().value_counts(sort=True)
+    roles = passages.filter(pl.col(S.P_ROLE).is_not_null())
+    out = {
+        "normalise": {
+            "documents_changed": int((docs[S.NORM_FIXES].list.len() > 0).sum()),
+            "changes": int(docs[S.NORM_CHANGES].list.len().sum()),
+            "documents_by_fixer": {k: int(v) for k, v in fixes.iter_rows()},
+            "decode_errors": int(docs[S.DECODE_ERROR].sum()),
+        },
+        "segment": {
+            "passages": passages.height,
+            "by_kind": {k: int(v) for k, v in passages[S.P_KIND].value_counts(sort=True).iter_rows()},
+        },
+        "pairs": {
+            "caption_pairs": int(((roles[S.P_PAIR_KIND] == "caption") & (roles[S.P_ROLE] != "original")).sum()),
+            "repeats": int(((roles[S.P_PAIR_KIND] == "repeat") & (roles[S.P_ROLE] != "original")).sum()),
+            "verbatim": int((roles[S.P_ROLE] == "verbatim").sum()),
+            "passages_dropped": int((passages[S.P_ACTION] == "drop").sum()),
+            "documents_with_pairs": int(roles[S.ROW].n_unique()) if roles.height else 0,
+        },
+    }
+    if config.garble.enabled:
+        out["garble"] = _garble_stats(passages)
+    return out
+
+
+def add_counts(a: dict, b: dict) -> dict:
+    """Sum two nested dicts of counts key by key (stats of two batches -> stats of both).
+
+    >>> add_counts({"x": 1, "by": {"a": 2}}, {"x": 3, "by": {"a": 1, "b": 5}})
+    {'x': 4, 'by': {'a': 3, 'b': 5}}
+    """
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict):
+            out[k] = add_counts(out.get(k, {}), v)
+        else:
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Run every stage on a document frame; return documents, passages and stats."""
     stats: dict[str, Any] = {"input": {"records": documents.height}}
@@ -186,41 +256,9 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
             bar.update(1)
         return out
 
-    docs = timed("normalise", normalise, documents, config.normalise, progress=progress)
-    fixes = docs[S.NORM_FIXES].explode().drop_nulls().value_counts(sort=True)
-    stats["normalise"].update(
-        documents_changed=int((docs[S.NORM_FIXES].list.len() > 0).sum()),
-        changes=int(docs[S.NORM_CHANGES].list.len().sum()),
-        documents_by_fixer={k: int(v) for k, v in fixes.iter_rows()},
-        decode_errors=int(docs[S.DECODE_ERROR].sum()),
-    )
-    malformed = docs[MALFORMED].is_not_null()
-    empty = ~malformed & (docs[S.TEXT_NORM].str.strip_chars().fill_null("") == "")
-    early_drop = pl.when(malformed).then(pl.lit(S.REASON_MALFORMED)).when(empty).then(pl.lit(S.REASON_EMPTY))
-    docs = docs.with_columns(early_drop.otherwise(None).alias(S.DROP_REASON))
-    live = docs.filter(pl.col(S.DROP_REASON).is_null())
-
-    passages = timed("segment", segment, live, config.segment)
-    stats["segment"].update(
-        passages=passages.height,
-        by_kind={k: int(v) for k, v in passages[S.P_KIND].value_counts(sort=True).iter_rows()},
-    )
-    passages = timed("pairs", find_pairs, passages, config.pairs)
-    roles = passages.filter(pl.col(S.P_ROLE).is_not_null())
-    stats["pairs"].update(
-        caption_pairs=int(((roles[S.P_PAIR_KIND] == "caption") & (roles[S.P_ROLE] != "original")).sum()),
-        repeats=int(((roles[S.P_PAIR_KIND] == "repeat") & (roles[S.P_ROLE] != "original")).sum()),
-        verbatim=int((roles[S.P_ROLE] == "verbatim").sum()),
-        passages_dropped=int((passages[S.P_ACTION] == "drop").sum()),
-        documents_with_pairs=int(roles[S.ROW].n_unique()) if roles.height else 0,
-    )
-
-    if config.garble.enabled:
-        passages = timed("garble", score_passages, passages, live, config.garble)
-        passages = _garble_action(passages, config.garble.action)
-        stats["garble"].update(_garble_stats(passages))
-    else:
-        passages = _unscored(passages)
+    docs, passages = document_stage(documents, config, timed=timed, progress=progress)
+    for name, counts in document_stats(docs, passages, config).items():
+        stats.setdefault(name, {}).update(counts)
 
     docs, cstats = timed(
         "cluster", cluster_documents, docs, config.cluster,
