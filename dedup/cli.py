@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["same", "jsonl", "parquet", "csv"], help="format of the cleaned corpus (default: as the input)")
     c.add_argument("--on-error", choices=["raise", "skip"], help="on a malformed record: stop (raise) or drop it and go on (skip)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    c.add_argument("--engine", choices=["polars", "spark"], help="run embedded (polars, default) or on Apache Spark")
+    c.add_argument("--master", metavar="URL", help="Spark master for --engine spark: local[2], spark://host:7077, yarn")
     _common(c)
 
     e = sub.add_parser("explain", help="show which fixes fired on a text, and what a document's passages matched",
@@ -70,10 +72,16 @@ def cmd_clean(args) -> int:
         overrides.append(f"input.on_error={args.on_error}")
     if args.format:
         overrides.append(f"output.format={args.format}")
+    if args.engine:
+        overrides.append(f"engine.name={args.engine}")
+    if args.master:
+        overrides.append(f'engine.master="{args.master}"')
     config = load_config(args.config, overrides)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise DedupError(f"{out} exists and is not a directory; choose another -o/--output")
+    if config.engine.name == "spark":
+        return _clean_on_spark(args, config)
     progress = not args.quiet and sys.stderr.isatty()
     result = clean(args.input, config, progress=progress)
     paths = result.write(out)
@@ -86,6 +94,26 @@ def cmd_clean(args) -> int:
             f"{result.stats.get('garble', {}).get('by_label', {}).get('garbled', 0)} passages garbled; report: {paths['report']}",
             file=sys.stderr,
         )
+    return 0
+
+
+def _clean_on_spark(args, config) -> int:
+    from .engines.spark import clean_spark
+
+    try:
+        stats = clean_spark(args.input, config, args.output)
+    except DedupError:
+        raise
+    except Exception as exc:  # a failed Spark job: one line, not a JVM stack trace
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise DedupError(f"the Spark job failed ({first[:300]}); check engine.master and the Spark logs") from None
+    if not args.quiet:
+        r = stats["result"]
+        reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items()) or "none"
+        print(f"{stats['input']['records']} records: {r['kept']} kept, {r['dropped']} dropped ({reasons}) on Spark "
+              f"{stats['engine']['master']}; report: {Path(args.output) / 'report.md'}", file=sys.stderr)
     return 0
 
 

@@ -77,19 +77,58 @@ def parse_date(value) -> dt.datetime | None:
     return None
 
 
-def _keep_order(frame: pl.DataFrame, config: ClusterConfig, date_field: str) -> list[tuple]:
-    """A sort key per document: smaller is preferred as the representative."""
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def keep_order(frame: pl.DataFrame, config: ClusterConfig, date_field: str) -> list[tuple[int, int, int]]:
+    """A sort key per document, three integers: smaller is preferred as the representative.
+
+    first: ``(0, 0, row)``; longest: ``(-length, 0, row)``; earliest: ``(0, microseconds since 1970,
+    row)`` for a readable date and ``(1, 0, row)`` for none, so undated documents come last.
+    """
     rows = frame[S.ROW].to_list()
     if config.keep == "first":
-        return [(r,) for r in rows]
+        return [(0, 0, r) for r in rows]
     if config.keep == "longest":
-        return [(-n, r) for n, r in zip(frame[S.TEXT_NORM].str.len_chars().to_list(), rows)]
+        return [(-(n or 0), 0, r) for n, r in zip(frame[S.TEXT_NORM].str.len_chars().to_list(), rows)]
     dates = frame[date_field].to_list() if date_field in frame.columns else [None] * frame.height
     keys = []
     for d, r in zip(dates, rows):
         parsed = parse_date(d)
-        keys.append((0, parsed, r) if parsed is not None else (1, dt.datetime.min, r))
+        if parsed is not None:
+            parsed = parsed.replace(tzinfo=None)
+            keys.append((0, (parsed - _EPOCH) // dt.timedelta(microseconds=1), r))
+        else:
+            keys.append((1, 0, r))
     return keys
+
+
+def whitespace_key(col: pl.Series) -> pl.Series:
+    """The text with every run of whitespace as one space, trimmed: identical keys are exact copies."""
+    return col.fill_null("").str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def word_counts(col: pl.Series) -> np.ndarray:
+    return col.fill_null("").str.count_matches(r"\w+").to_numpy()
+
+
+def signatures_of(texts: list[str], config: ClusterConfig) -> np.ndarray:
+    """MinHash signatures (uint32, ``num_perm`` wide) over the word shingles of the folded texts,
+    a chunk at a time."""
+    sig = np.empty((len(texts), config.num_perm), dtype=np.uint32)
+    for lo in range(0, len(texts), _CHUNK):
+        folded = [fold(t) for t in texts[lo : lo + _CHUNK]]
+        sets = ShingleSets.from_spans(folded, "words", config.shingle_words)
+        sig[lo : lo + len(folded)] = fast_signatures(sets, config.num_perm, config.seed)
+    return sig
+
+
+def duplicate_link(text: str, kept: str) -> tuple[str, float]:
+    """How a cluster member relates to the copy kept: ``("exact", 100.0)`` when identical up to
+    whitespace, else ``("near", rapidfuzz ratio of the folded texts)``."""
+    if " ".join(text.split()) == " ".join(kept.split()):
+        return "exact", 100.0
+    return "near", fuzz.ratio(fold(text), fold(kept))
 
 
 CLUSTER_COLUMNS = {
@@ -114,7 +153,7 @@ def cluster_documents(
     config = config or ClusterConfig()
     n = frame.height
     col = frame[S.TEXT_NORM].fill_null("")
-    words = col.str.count_matches(r"\w+").to_numpy()
+    words = word_counts(col)
     active_mask = np.ones(n, dtype=bool) if active is None else active.to_numpy().astype(bool)
     active_mask &= words > 0
     ds = DisjointSet(n)
@@ -130,10 +169,7 @@ def cluster_documents(
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
     exact_key = np.concatenate(
-        [
-            col.slice(lo, _KEY_CHUNK).str.replace_all(r"\s+", " ").str.strip_chars().hash(seed=0).to_numpy()
-            for lo in range(0, max(n, 1), _KEY_CHUNK)
-        ]
+        [whitespace_key(col.slice(lo, _KEY_CHUNK)).hash(seed=0).to_numpy() for lo in range(0, max(n, 1), _KEY_CHUNK)]
     )[:n]
     heads: list[int] = []
     if config.enabled and n:
@@ -151,12 +187,7 @@ def cluster_documents(
         # 2. MinHash LSH over one member of each long-enough exact group, then verification
         heads = [i for i in heads if words[i] >= config.min_words]
         t0 = time.perf_counter()
-        sig = np.empty((len(heads), config.num_perm), dtype=np.uint32)
-        for lo in range(0, len(heads), _CHUNK):
-            chunk = heads[lo : lo + _CHUNK]
-            folded = [fold(t) for t in col.gather(chunk).to_list()]
-            sets = ShingleSets.from_spans(folded, "words", config.shingle_words)
-            sig[lo : lo + len(chunk)] = fast_signatures(sets, config.num_perm, config.seed)
+        sig = signatures_of(col.gather(heads).to_list(), config) if heads else np.empty((0, config.num_perm), np.uint32)
         timings["signature_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket)
@@ -172,7 +203,7 @@ def cluster_documents(
         timings["verify_seconds"] = time.perf_counter() - t0
     # 3. components and representatives
     t0 = time.perf_counter()
-    order = _keep_order(frame, config, date_field)
+    order = keep_order(frame, config, date_field)
     members: dict[int, list[int]] = {}
     for i in np.flatnonzero(active_mask).tolist():
         members.setdefault(ds.find(i), []).append(i)
@@ -192,9 +223,7 @@ def cluster_documents(
             if i == rep:
                 continue
             dup_of[i] = ids[rep]
-            exact = exact_key[i] == exact_key[rep] and _same_text(col, i, rep)
-            dup_kind[i] = "exact" if exact else "near"
-            dup_sim[i] = 100.0 if exact else fuzz.ratio(folded_of(i), folded_of(rep))
+            dup_kind[i], dup_sim[i] = duplicate_link(col[i], col[rep])
     timings["components_seconds"] = time.perf_counter() - t0
     stats.update(
         clusters=clusters,

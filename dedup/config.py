@@ -252,6 +252,34 @@ class GarbleConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the pipeline runs.
+
+    name: ``polars`` (embedded, the default) or ``spark`` (Apache Spark: ``pip install pyspark`` and a
+        Java runtime; the same stage functions run per partition, Spark does the shuffles).
+    master: Spark master URL: ``local[2]``, ``spark://host:7077``, ``yarn`` (spark only).
+    shuffle_partitions: Spark's ``spark.sql.shuffle.partitions``.
+    batch_documents: documents per Arrow batch handed to the stage functions (spark only).
+    driver_components_max: connected components are found on the driver when there are at most this
+        many candidate edges, else by label propagation inside Spark.
+    """
+
+    name: str = "polars"
+    master: str = "local[2]"
+    shuffle_partitions: int = 8
+    batch_documents: int = 2000
+    driver_components_max: int = 5_000_000
+
+    def __post_init__(self) -> None:
+        _choice("engine", "name", self.name, ("polars", "spark"))
+        if not self.master:
+            raise ConfigError('engine.master is empty; give a Spark master URL, e.g. engine.master = "local[2]"')
+        _range("engine", "shuffle_partitions", self.shuffle_partitions, 1, 100_000)
+        _range("engine", "batch_documents", self.batch_documents, 1, 10**7)
+        _range("engine", "driver_components_max", self.driver_components_max, 0, 10**12)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline: one section per stage, plus input and output."""
 
@@ -261,6 +289,7 @@ class PipelineConfig:
     pairs: PairsConfig = field(default_factory=PairsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     garble: GarbleConfig = field(default_factory=GarbleConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -1249,6 +1249,24 @@ def _reason_row(r: Reason, s: int, e: int, raw: str, os_, oe, orig_text) -> dict
     }
 
 
+def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
+    """Score one document (``[raw, normalised, anchor_norm, anchor_raw]``) against the copy its cluster
+    kept (the same four); reason offsets are raw, into each document."""
+    from .normalise import map_offsets
+
+    raw, norm, an, ar = copy
+    o_raw, o_norm, o_an, o_ar = kept
+    v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
+    out = []
+    for r in v.reasons:
+        s, e = (int(x) for x in map_offsets(an, ar, [r.start, r.end]))
+        os_ = oe = None
+        if r.orig_start is not None:
+            os_, oe = (int(x) for x in map_offsets(o_an, o_ar, [r.orig_start, r.orig_end]))
+        out.append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
+    return round(v.score, 4), v.label, out
+
+
 def score_documents(docs, config) -> "pl.DataFrame":
     """Score each near-duplicate document against the copy its cluster kept (paired, whole texts).
 
@@ -1259,7 +1277,6 @@ def score_documents(docs, config) -> "pl.DataFrame":
     import polars as pl
 
     from . import schema as S
-    from .normalise import map_offsets
 
     n = docs.height
     scores: list[float | None] = [None] * n
@@ -1277,16 +1294,7 @@ def score_documents(docs, config) -> "pl.DataFrame":
             j = kept.get(docs[S.DUPLICATE_OF][i])
             if j is None:
                 continue
-            raw, norm, an, ar = (docs[c][i] for c in cols)
-            o_raw, o_norm, o_an, o_ar = (docs[c][j] for c in cols)
-            v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
-            scores[i], labels[i] = round(v.score, 4), v.label
-            for r in v.reasons:
-                s, e = (int(x) for x in map_offsets(an, ar, [r.start, r.end]))
-                os_ = oe = None
-                if r.orig_start is not None:
-                    os_, oe = (int(x) for x in map_offsets(o_an, o_ar, [r.orig_start, r.orig_end]))
-                reasons_out[i].append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
+            scores[i], labels[i], reasons_out[i] = score_copy([docs[c][i] for c in cols], [docs[c][j] for c in cols], config)
     return docs.with_columns(
         pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
         pl.Series(S.G_LABEL, labels, dtype=pl.String),

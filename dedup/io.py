@@ -72,11 +72,20 @@ def _decode(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8-sig", errors="replace"), True
 
 
-def _record_rows(records: Iterator[dict], name: str, config: InputConfig) -> pl.DataFrame:
-    """Turn parsed records (each with its line and any error) into the document frame."""
+EXTRA_JSON = "_extra"  # the other fields of a record as one JSON object (for engines with fixed schemas)
+
+
+def _record_rows(records: Iterator[dict], name: str, config: InputConfig, *, extras_as_json: bool = False) -> pl.DataFrame:
+    """Turn parsed records (each with its line and any error) into the document frame.
+
+    A record may carry its ``row`` (when records are parsed in parts, as another engine does); else
+    rows count from 0. With ``extras_as_json`` the fields other than id and text travel as one JSON
+    string column instead of one column each.
+    """
     rows, extras, extra_names = [], [], {}
     stem = Path(name).name.split(".")[0] or "stdin"
-    for row, rec in enumerate(records):
+    for k, rec in enumerate(records):
+        row = rec.get("row", k)
         data = rec.get("data") or {}
         rid = data.get(config.id_field)
         text = data.get(config.text_field)
@@ -96,6 +105,9 @@ def _record_rows(records: Iterator[dict], name: str, config: InputConfig) -> pl.
         extras.append(extra)
     frame = pl.DataFrame(rows, schema={S.ROW: pl.Int64, S.SOURCE_LINE: pl.Int64, S.DOC_ID: pl.String,
                                        S.TEXT: pl.String, S.DECODE_ERROR: pl.Boolean, MALFORMED: pl.String})
+    if extras_as_json:
+        values = [json.dumps({k: v for k, v in e.items() if k not in INTERNAL}, ensure_ascii=False, default=str) for e in extras]
+        return frame.with_columns(pl.Series(EXTRA_JSON, values, dtype=pl.String))
     columns = {}
     for k in extra_names:
         if k in INTERNAL:
@@ -110,27 +122,33 @@ def _record_rows(records: Iterator[dict], name: str, config: InputConfig) -> pl.
 
 def _jsonl_records(lines, name: str, config: InputConfig) -> Iterator[dict]:
     for line_no, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        text, bad_bytes = _decode(raw.rstrip(b"\r\n"))
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = f"{name} line {line_no}: not valid JSON ({exc.msg}: column {exc.colno})"
-            if config.on_error == "raise":
-                raise InputError(f"{msg}; fix the line, or pass --on-error skip to drop it and go on") from None
-            yield {"line": line_no, "error": msg, "data": None}
-            continue
-        if not isinstance(data, dict):
-            msg = f"{name} line {line_no}: a record must be a JSON object, got {type(data).__name__}"
-            if config.on_error == "raise":
-                raise InputError(f"{msg}; fix the line, or pass --on-error skip to drop it and go on")
-            yield {"line": line_no, "error": msg, "data": None}
-            continue
-        error = _field_error(data, name, f"line {line_no}", config)
-        if error and config.on_error == "raise":
-            raise InputError(error)
-        yield {"line": line_no, "error": error, "data": data, "decode_error": bad_bytes}
+        if raw.strip():
+            yield parse_jsonl_line(raw, line_no, name, config)
+
+
+SKIP_HINT = "; fix the line, or pass --on-error skip to drop it and go on"
+
+
+def parse_jsonl_line(raw: bytes, line_no: int, name: str, config: InputConfig) -> dict:
+    """One non-blank JSONL line as a record: its data, or the reason it cannot be read. Under
+    ``on_error = "raise"`` a bad line raises :class:`InputError` naming the file and line."""
+    text, bad_bytes = _decode(raw.rstrip(b"\r\n"))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        msg = f"{name} line {line_no}: not valid JSON ({exc.msg}: column {exc.colno})"
+        if config.on_error == "raise":
+            raise InputError(msg + SKIP_HINT) from None
+        return {"line": line_no, "error": msg, "data": None}
+    if not isinstance(data, dict):
+        msg = f"{name} line {line_no}: a record must be a JSON object, got {type(data).__name__}"
+        if config.on_error == "raise":
+            raise InputError(msg + SKIP_HINT)
+        return {"line": line_no, "error": msg, "data": None}
+    error = _field_error(data, name, f"line {line_no}", config)
+    if error and config.on_error == "raise":
+        raise InputError(error)
+    return {"line": line_no, "error": error, "data": data, "decode_error": bad_bytes}
 
 
 def _field_error(data: dict, name: str, where: str, config: InputConfig) -> str | None:
@@ -154,12 +172,16 @@ def read_jsonl(path: Path, config: InputConfig) -> pl.DataFrame:
         raise InputError(f"{path}: cannot be read ({exc}); check that the file is complete") from None
 
 
+def missing_text_column(name: str, text_field: str, columns: list[str]) -> InputError:
+    return InputError(
+        f"{name}: no text column {text_field!r}; columns present: {', '.join(columns)}; "
+        f"set the text column with --set input.text_field=NAME"
+    )
+
+
 def _table_rows(table: pl.DataFrame, name: str, config: InputConfig) -> pl.DataFrame:
     if config.text_field not in table.columns:
-        raise InputError(
-            f"{name}: no text column {config.text_field!r}; columns present: {', '.join(table.columns)}; "
-            f"set the text column with --set input.text_field=NAME"
-        )
+        raise missing_text_column(name, config.text_field, table.columns)
     if table.schema[config.text_field] not in (pl.String, pl.Null):
         raise InputError(
             f"{name}: column {config.text_field!r} is {table.schema[config.text_field]}, not text; "

@@ -42,7 +42,7 @@ def test_overrides():
     "override,message",
     [
         ("cluster.kep=first", "unknown config key cluster.kep; keys of [cluster] are: enabled, shingle_words, num_perm, bands, rows, seed, threshold, min_similarity, keep, max_bucket, min_words"),
-        ("clusters.keep=first", "unknown config section [clusters]; sections are: input, normalise, segment, pairs, cluster, garble, output"),
+        ("clusters.keep=first", "unknown config section [clusters]; sections are: input, normalise, segment, pairs, cluster, garble, engine, output"),
         ("cluster.keep=newest", "cluster.keep = 'newest' is not allowed; use one of: first, earliest, longest"),
         ("cluster.threshold=1.5", "cluster.threshold = 1.5 is out of range; use a value from 0.0 to 1.0"),
         ("pairs.bands=100", "pairs.bands * pairs.rows = 100 * 3 = 300 exceeds pairs.num_perm = 128; lower bands or rows, or raise num_perm"),

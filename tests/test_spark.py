@@ -1,0 +1,151 @@
+"""The Spark engine gives the polars engine's results: a real local SparkSession on real corpora.
+
+Skipped cleanly when pyspark or a Java runtime is missing; ``.ci/run`` installs both, so CI runs it.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dedup import clean, load_config
+
+from .conftest import REUTERS, SEED, need
+from .test_cli import run
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("no Java runtime: Spark cannot start (apt-get install openjdk-17-jre-headless)", allow_module_level=True)
+
+# Outputs compared column by column; everything a user reads from the run.
+KEYS = {"cleaned": ["id"], "dropped": ["id"], "annotations": ["doc_id", "passage"]}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from dedup.engines.spark import session
+
+    cfg = load_config(None, ["engine.shuffle_partitions=4", "engine.batch_documents=500"])
+    s = session(cfg)
+    s.conf.set("spark.sql.shuffle.partitions", "4")
+    yield s
+
+
+def _corpus(tmp: Path, n: int) -> Path:
+    """The first ``n`` Reuters stories as JSONL (real exact and near duplicates among them)."""
+    out = tmp / f"reuters-{n}.jsonl"
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
+        for k, line in enumerate(src):
+            if k >= n:
+                break
+            dst.write(line)
+    return out
+
+
+def _read(path: Path, fmt: str) -> pl.DataFrame:
+    """A local output file, or the part files of a Spark output directory."""
+    files = sorted(glob.glob(str(path / "part-*"))) if path.is_dir() else [str(path)]
+    reader = {"parquet": pl.read_parquet, "jsonl": pl.read_ndjson}[fmt]
+    return pl.concat([reader(f) for f in files], how="diagonal_relaxed")
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.write_ndjson().encode()).hexdigest()
+
+
+def _same_outputs(local: Path, spark_out: Path, fmt: str = "jsonl") -> dict:
+    digests = {}
+    for name, key in KEYS.items():
+        f = "parquet" if name == "annotations" else fmt
+        ext = "parquet" if f == "parquet" else "jsonl"
+        a = _read(local / f"{name}.{ext}", f)
+        b = _read(spark_out / f"{name}.{ext}", f)
+        assert sorted(a.columns) == sorted(b.columns), name
+        a = a.select(sorted(a.columns)).sort(key)
+        b = b.select(sorted(a.columns)).sort(key).cast(dict(a.schema), strict=False)
+        assert a.height == b.height, name
+        for c in a.columns:
+            assert a[c].equals(b[c]), (name, c)
+        digests[name] = (_digest(a), _digest(b))
+        assert digests[name][0] == digests[name][1]
+    return digests
+
+
+def test_spark_matches_polars_on_reuters(tmp_path, spark):
+    """6,000 real stories: clusters, representatives, within-document pairs and garble scores agree."""
+    from dedup.engines.spark import clean_spark
+
+    src = _corpus(tmp_path, 6000)
+    cfg = load_config(None, ["engine.shuffle_partitions=4", "engine.batch_documents=500"])
+    local = clean(src, cfg)
+    local.write(tmp_path / "local")
+    stats = clean_spark(str(src), cfg, str(tmp_path / "spark"), spark=spark)
+    assert stats["result"] == local.stats["result"]
+    assert stats["result"]["dropped_by_reason"]["near_duplicate"] > 50  # the comparison has something to compare
+    for k in ("candidates", "verified", "clusters", "exact_duplicates", "near_duplicates"):
+        assert stats["cluster"][k] == local.stats["cluster"][k], k
+    assert stats["engine"]["name"] == "spark" and stats["cluster"]["components_on"] == "driver"
+    _same_outputs(tmp_path / "local", tmp_path / "spark")
+    assert (tmp_path / "spark" / "cleaned.jsonl" / "_SUCCESS").exists()
+    report = (tmp_path / "spark" / "report.md").read_text(encoding="utf-8")
+    assert f"{stats['result']['kept']} + {stats['result']['dropped']} = 6000" in report
+
+
+def test_label_propagation_and_other_keep_rule(tmp_path, spark):
+    """Components found inside Spark (label propagation) give the driver's answer; keep = earliest
+    and Parquet output agree with the polars engine too."""
+    from dedup.engines.spark import clean_spark
+
+    src = _corpus(tmp_path, 2500)
+    over = ["cluster.keep=earliest", "output.format=parquet", "engine.driver_components_max=0"]
+    cfg = load_config(None, over)
+    local = clean(src, cfg)
+    local.write(tmp_path / "local", "parquet")
+    stats = clean_spark(str(src), cfg, str(tmp_path / "spark"), spark=spark)
+    assert stats["cluster"]["components_on"] == "spark"
+    assert stats["result"] == local.stats["result"]
+    _same_outputs(tmp_path / "local", tmp_path / "spark", "parquet")
+
+
+def test_seed_and_malformed_lines(tmp_path, spark):
+    """The seed (as a txt file, read on the driver) and a JSONL file with bad lines: same outcome."""
+    from dedup.engines.spark import clean_spark
+    from dedup.errors import InputError
+
+    cfg = load_config(None, [])
+    stats = clean_spark(str(SEED), cfg, str(tmp_path / "seed"), spark=spark)
+    local = clean(SEED, cfg)
+    assert stats["pairs"] == {k: v for k, v in local.stats["pairs"].items() if k != "seconds"}
+    assert stats["garble"]["by_label"] == local.stats["garble"]["by_label"]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "Fine text here."}\n\n{not json\n{"id": "c", "body": "no text"}\n', encoding="utf-8")
+    with pytest.raises(InputError) as local_err:
+        clean(bad, cfg)
+    with pytest.raises(InputError) as spark_err:
+        clean_spark(str(bad), cfg, str(tmp_path / "bad"), spark=spark)
+    assert str(spark_err.value) == str(local_err.value)
+    skip = load_config(None, ["input.on_error=skip"])
+    stats = clean_spark(str(bad), skip, str(tmp_path / "bad"), spark=spark)
+    assert stats["result"] == clean(bad, skip).stats["result"] == {"kept": 1, "dropped": 2, "dropped_by_reason": {"malformed": 2}}
+    dropped = _read(tmp_path / "bad" / "dropped.jsonl", "jsonl").sort("source_line")
+    assert dropped["source_line"].to_list() == [3, 4]
+    assert dropped["error"][0].startswith(f"{bad} line 3: not valid JSON")
+
+
+def test_cli_engine_option(tmp_path):
+    src = tmp_path / "two.jsonl"
+    text = "Biden and Putin met in Geneva in June. They will speak by phone on Tuesday, the White House said."
+    src.write_text(json.dumps({"id": "a", "text": text}) + "\n" + json.dumps({"id": "b", "text": text}) + "\n", encoding="utf-8")
+    proc = run("clean", str(src), "-o", str(tmp_path / "out"), "--engine", "spark", "--master", "local[1]")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "2 records: 1 kept, 1 dropped (exact_duplicate 1) on Spark local[1]" in proc.stderr.decode()
+    kept = _read(tmp_path / "out" / "cleaned.jsonl", "jsonl")
+    assert kept["id"].to_list() == ["a"]
