@@ -217,7 +217,7 @@ class Token:
         self.text, self.start, self.end = text, start, end
         self.low = low  # lower case, ’ as ', accents off, possessive 's cut
         self.cap = cap  # starts with a capital
-        self.initial = initial  # first word of a sentence (a capital there is no evidence of a name)
+        self.initial = initial  # a capitalised first word of a sentence (no evidence of a name); False for lower case
         self.number = text[0].isdigit()
 
     def __repr__(self) -> str:
@@ -242,9 +242,12 @@ def tokens(text: str) -> list[Token]:
             low = _plain(low)
         if low.endswith("'s") and len(low) > 2:
             low = low[:-2]
-        gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
-        initial = (not out) if not gap else gap[-1] in ".!?:"
-        out.append(Token(word, start, m.end(), low, word[0].isupper(), initial))
+        cap = word[0].isupper()
+        initial = False  # only asked of capitalised words (is the capital evidence of a name?)
+        if cap:
+            gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
+            initial = (not out) if not gap else gap[-1] in ".!?:"
+        out.append(Token(word, start, m.end(), low, cap, initial))
         prev_end = m.end()
     return out
 

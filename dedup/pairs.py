@@ -139,12 +139,21 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     return both, folded, sets, position
 
 
-def _document_batches(rows: np.ndarray, size: int) -> list[tuple[int, int]]:
-    """Cut ``0..len(rows)`` into spans of about ``size`` that never split a document."""
+def _document_batches(rows: np.ndarray, size: int, chars: np.ndarray | None = None, max_chars: int = 10**18) -> list[tuple[int, int]]:
+    """Cut ``0..len(rows)`` into spans of about ``size`` passages and at most about ``max_chars``
+    characters (``chars`` per passage) that never split a document.
+
+    >>> _document_batches(np.array([0, 0, 1, 2, 2]), 2)
+    [(0, 2), (2, 3), (3, 5)]
+    >>> _document_batches(np.array([0, 1, 2]), 10, np.array([5, 5, 5]), max_chars=10)
+    [(0, 2), (2, 3)]
+    """
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]).tolist() + [len(rows)]
+    cum = np.r_[0, np.cumsum(chars)] if chars is not None else None
     spans, lo = [], 0
     for a, b in zip(starts, starts[1:]):
-        if b - lo > size and a > lo:
+        too_big = b - lo > size or (cum is not None and cum[b] - cum[lo] > max_chars)
+        if too_big and a > lo:
             spans.append((lo, a))
             lo = a
     spans.append((lo, len(rows)))
@@ -207,7 +216,8 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
     sim: list[float | None] = [None] * n
     jac: list[float | None] = [None] * n
     if config.enabled and n:
-        for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages):
+        chars = passages[S.P_TEXT].str.len_chars().fill_null(0).to_numpy()
+        for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages, chars, config.batch_chars):
             batch = passages.slice(lo, hi - lo)
             for k, value in _assign_pairs(batch, config).items():
                 for target, v in zip((partner, kind, role, sim, jac), value):

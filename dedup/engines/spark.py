@@ -277,6 +277,7 @@ def session(config: PipelineConfig):
     """A SparkSession for ``engine.master`` (an existing active one is reused). Executors use this
     interpreter unless PYSPARK_PYTHON says otherwise."""
     try:
+        from pyspark import SparkConf
         from pyspark.sql import SparkSession
     except ImportError:
         raise DedupError("engine.name = \"spark\" needs pyspark and a Java runtime: pip install pyspark "
@@ -284,9 +285,11 @@ def session(config: PipelineConfig):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     e = config.engine
+    builder = SparkSession.builder.appName("dedup")
+    if not SparkConf().contains("spark.master"):  # under spark-submit, its --master decides
+        builder = builder.master(e.master)
     builder = (
-        SparkSession.builder.master(e.master).appName("dedup")
-        .config("spark.ui.enabled", "false")
+        builder.config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(e.shuffle_partitions))
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(e.batch_documents))
         .config("spark.ui.showConsoleProgress", "false")
@@ -594,7 +597,6 @@ def _write_stats_and_report(spark, docs, annotations, stats: dict, config: Pipel
     """stats.json and report.md, on the driver; the report's examples come from a small sample."""
     from pyspark.sql import functions as F
 
-    from ..io import write_text
     from ..pipeline import Result
 
     n = max(1, config.output.report_examples) * 20
@@ -615,5 +617,24 @@ def _write_stats_and_report(spark, docs, annotations, stats: dict, config: Pipel
     stats["garble"].setdefault("reasons_by_type", {})
     stats["garble"].setdefault("passages_dropped", 0)
     result = Result(docs_pl, passages_pl, stats, config, "jsonl", [])
-    write_text(Path(paths["stats"]), json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    write_text(Path(paths["report"]), result.report())
+    _driver_file(spark, paths["stats"], json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    _driver_file(spark, paths["report"], result.report())
+
+
+def _driver_file(spark, path: str, text: str) -> None:
+    """A small file written by the driver: atomically on a local disk, through Hadoop's FileSystem
+    (temporary name, then rename) for ``hdfs://``, ``s3a://`` and the like."""
+    from ..io import write_text
+
+    if "://" not in path or path.startswith("file://"):
+        write_text(Path(path.removeprefix("file://")), text)
+        return
+    jvm = spark.sparkContext._jvm
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    tmp = jvm.org.apache.hadoop.fs.Path(path + ".tmp")
+    fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    stream = fs.create(tmp, True)
+    stream.write(bytearray(text.encode("utf-8")))
+    stream.close()
+    fs.delete(target, False)
+    fs.rename(tmp, target)
