@@ -266,6 +266,7 @@ class EngineConfig:
     batch_documents: documents per Arrow batch handed to the stage functions (spark only).
     driver_components_max: connected components are found on the driver when there are at most this
         many candidate edges, else by label propagation inside Spark.
+    driver_memory: Spark's ``spark.driver.memory`` for a session dedup starts (``""``: Spark's default).
     """
 
     name: str = "polars"
@@ -273,6 +274,7 @@ class EngineConfig:
     shuffle_partitions: int = 8
     batch_documents: int = 2000
     driver_components_max: int = 5_000_000
+    driver_memory: str = ""
 
     def __post_init__(self) -> None:
         _choice("engine", "name", self.name, ("polars", "spark"))

@@ -32,7 +32,7 @@ KEYS = {"cleaned": ["id"], "dropped": ["id"], "annotations": ["doc_id", "passage
 def spark():
     from dedup.engines.spark import session
 
-    cfg = load_config(None, ["engine.shuffle_partitions=4", "engine.batch_documents=500"])
+    cfg = load_config(None, ["engine.shuffle_partitions=4", "engine.batch_documents=500", 'engine.driver_memory="1g"'])
     s = session(cfg)
     s.conf.set("spark.sql.shuffle.partitions", "4")
     yield s
@@ -138,6 +138,23 @@ def test_seed_and_malformed_lines(tmp_path, spark):
     dropped = _read(tmp_path / "bad" / "dropped.jsonl", "jsonl").sort("source_line")
     assert dropped["source_line"].to_list() == [3, 4]
     assert dropped["error"][0].startswith(f"{bad} line 3: not valid JSON")
+
+
+def test_csv_with_embedded_newlines_and_quotes(tmp_path, spark):
+    """CSV is read by Spark as the local reader reads it: quoted fields spanning lines, doubled quotes."""
+    from dedup.engines.spark import clean_spark
+
+    src = tmp_path / "c.csv"
+    body = 'Biden said ""we will respond"" on Tuesday.\n\nA second paragraph, after a blank line.'
+    src.write_text(f'id,text,source\n1,"{body}",wire\n2,"{body}",wire\n3,Short note here.,blog\n', encoding="utf-8")
+    cfg = load_config(None, ["output.format=jsonl"])
+    local = clean(src, cfg)
+    local.write(tmp_path / "local")
+    stats = clean_spark(str(src), cfg, str(tmp_path / "spark"), spark=spark)
+    assert stats["result"] == local.stats["result"] == {"kept": 2, "dropped": 1, "dropped_by_reason": {"exact_duplicate": 1}}
+    _same_outputs(tmp_path / "local", tmp_path / "spark")
+    kept = _read(tmp_path / "spark" / "cleaned.jsonl", "jsonl").sort("id")
+    assert kept["text"][0].startswith('Biden said "we will respond"') and kept["source"].to_list() == ["wire", "blog"]
 
 
 def test_cli_engine_option(tmp_path):

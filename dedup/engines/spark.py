@@ -17,9 +17,9 @@ What runs where:
   ``report.md`` by the driver.
 
 Signatures are uint32 in the core and travel as signed 64-bit integers (Spark has no unsigned types);
-band keys are uint64 and travel as their int64 bit pattern. Input: JSONL (``.gz`` too) and Parquet are
-read by Spark (any path its filesystem layer reads: local, ``hdfs://``, ``s3a://``); CSV, ``.txt`` and
-stdin are read on the driver and then distributed.
+band keys are uint64 and travel as their int64 bit pattern. Input: JSONL (``.gz`` too), Parquet and CSV
+are read by Spark (any path its filesystem layer reads: local, ``hdfs://``, ``s3a://``); ``.txt`` files
+and stdin are read on the driver and then distributed.
 """
 
 from __future__ import annotations
@@ -274,26 +274,30 @@ def score_copies(config):
 
 
 def session(config: PipelineConfig):
-    """A SparkSession for ``engine.master`` (an existing active one is reused). Executors use this
-    interpreter unless PYSPARK_PYTHON says otherwise."""
+    """A SparkSession for ``engine.master`` (an existing active one is reused; under spark-submit its
+    own ``--master`` decides). Local workers use this interpreter unless PYSPARK_PYTHON says otherwise;
+    on a cluster, ship an environment with dedup installed (benchmarks/README.md shows how)."""
     try:
         from pyspark import SparkConf
         from pyspark.sql import SparkSession
     except ImportError:
         raise DedupError("engine.name = \"spark\" needs pyspark and a Java runtime: pip install pyspark "
                          "(and e.g. apt-get install openjdk-17-jre-headless)") from None
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     e = config.engine
     builder = SparkSession.builder.appName("dedup")
     if not SparkConf().contains("spark.master"):  # under spark-submit, its --master decides
         builder = builder.master(e.master)
+        if e.master.startswith("local"):  # local workers: this interpreter, with dedup installed
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
         builder.config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(e.shuffle_partitions))
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(e.batch_documents))
         .config("spark.ui.showConsoleProgress", "false")
     )
+    if e.driver_memory:
+        builder = builder.config("spark.driver.memory", e.driver_memory)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -311,15 +315,18 @@ def read_documents(spark, source: str, config: PipelineConfig):
         rowed = lines.filter(lambda t: t[0].strip()).zipWithIndex().map(lambda t: (t[1], t[0][1] + 1, bytes(t[0][0])))
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
         return raw.mapInArrow(parse_lines(name, config), spark_schema(DOCS_IN))
-    if fmt == "parquet":
-        table = spark.read.parquet(name)
+    if fmt in ("parquet", "csv"):
+        if fmt == "parquet":
+            table = spark.read.parquet(name)
+        else:  # every field as text, quoted fields may span lines (as the local reader)
+            table = spark.read.options(header=True, multiLine=True, escape='"', inferSchema=False).csv(name)
         _check_text_column(table, name, config)
         rowed = table.rdd.zipWithIndex().map(
             lambda t: (t[1], t[1] + 1, json.dumps(t[0].asDict(recursive=True), default=str).encode("utf-8"))
         )
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
         return raw.mapInArrow(parse_lines(name, config), spark_schema(DOCS_IN))
-    frame, _ = read_input(source, config.input)  # CSV, .txt, stdin: small enough for the driver
+    frame, _ = read_input(source, config.input)  # .txt files and stdin: read on the driver
     extras = [c for c in frame.columns if c not in DOCS_IN]
     values = [json.dumps(r, ensure_ascii=False, default=str) for r in frame.select(extras).iter_rows(named=True)] if extras \
         else ["{}"] * frame.height
