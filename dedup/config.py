@@ -327,6 +327,8 @@ def _coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
 def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
     """Build a validated config from a nested dict (as parsed from TOML)."""
     sections = {}
+    if isinstance(data.get("engine"), str):  # the shorthand engine = "spark"
+        data = {**data, "engine": {"name": data["engine"]}}
     for name, value in data.items():
         if name not in SECTIONS:
             raise ConfigError(f"unknown config section [{name}]; sections are: {', '.join(SECTIONS)}")

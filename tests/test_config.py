@@ -64,3 +64,12 @@ def test_missing_and_broken_config_file(tmp_path):
     bad.write_text("[cluster\nkeep = 1")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_config(bad)
+
+
+def test_engine_shorthand(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('engine = "spark"\n[cluster]\nkeep = "longest"\n', encoding="utf-8")
+    loaded = load_config(cfg)
+    assert loaded.engine.name == "spark" and loaded.engine.master == "local[2]" and loaded.cluster.keep == "longest"
+    with pytest.raises(ConfigError, match=r"engine.name = 'flink' is not allowed; use one of: polars, spark"):
+        load_config(None, ["engine.name=flink"])
