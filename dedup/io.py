@@ -8,12 +8,14 @@ partial file under the final name.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,12 +66,45 @@ def _open_bytes(path: Path):
     return open(path, "rb")
 
 
+def _cp1252_bytes(exc: UnicodeDecodeError) -> tuple[str, int]:
+    """Decode-error handler: bytes that are not UTF-8 are read as Windows-1252 (a superset of Latin-1's
+    printable range, what legacy Western text and browsers use); its five undefined bytes become U+FFFD."""
+    bad = exc.object[exc.start : exc.end]
+    return bad.decode("cp1252", errors="replace"), exc.end
+
+
+codecs.register_error("dedup_cp1252", _cp1252_bytes)
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def utf_bom(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start names (UTF-8, -16 or -32), or None."""
+    return next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+
+
 def _decode(data: bytes) -> tuple[str, bool]:
-    """UTF-8 text, and whether undecodable bytes had to be replaced (a BOM is dropped)."""
+    """Text, and whether some bytes were not valid in the encoding the text claims.
+
+    A BOM names the encoding (and is dropped). Otherwise the bytes are UTF-8, and any byte that is not
+    (a Latin-1 or Windows-1252 line in a UTF-8 file) is read as Windows-1252 and the record flagged.
+
+    >>> _decode("caf\u00e9 \u201cok\u201d".encode("cp1252")), _decode("\ufeffhi".encode("utf-16"))
+    (('café “ok”', True), ('hi', False))
+    """
+    enc = utf_bom(data)
+    if enc is not None:
+        try:
+            return data.decode(enc), False
+        except UnicodeDecodeError:
+            return data.decode(enc, errors="replace"), True
     try:
-        return data.decode("utf-8-sig"), False
+        return data.decode("utf-8"), False
     except UnicodeDecodeError:
-        return data.decode("utf-8-sig", errors="replace"), True
+        return data.decode("utf-8", errors="dedup_cp1252"), True
 
 
 EXTRA_JSON = "_extra"  # the other fields of a record as one JSON object (for engines with fixed schemas)
@@ -165,11 +200,26 @@ def _field_error(data: dict, name: str, where: str, config: InputConfig) -> str 
 
 
 def read_jsonl(path: Path, config: InputConfig) -> pl.DataFrame:
+    records: list[dict] = []
+    line_no = 0
     try:
         with _open_bytes(path) as fh:
-            return _record_rows(_jsonl_records(fh, str(path), config), str(path), config)
-    except (OSError, EOFError) as exc:  # includes a truncated .gz
-        raise InputError(f"{path}: cannot be read ({exc}); check that the file is complete") from None
+            head = fh.peek(4)[:4] if hasattr(fh, "peek") else b""
+            enc = utf_bom(head)
+            if enc not in (None, "utf-8-sig"):  # a UTF-16/32 file: decode it whole, then read its lines
+                lines: Iterator[bytes] = iter(fh.read().decode(enc, errors="replace").encode("utf-8").splitlines(True))
+            else:
+                lines = fh
+            for line_no, raw in enumerate(lines, 1):
+                if raw.strip():
+                    records.append(parse_jsonl_line(raw, line_no, str(path), config))
+    except (OSError, EOFError, zlib.error) as exc:  # includes a truncated .gz
+        msg = f"{path}: the file ends early or is damaged after line {line_no} ({exc})"
+        if config.on_error == "raise":
+            raise InputError(f"{msg}; check that the file is complete, or pass --on-error skip to keep the "
+                             f"records before the damage") from None
+        records.append({"line": line_no + 1, "error": msg, "data": None})  # the damage itself is a dropped record
+    return _record_rows(iter(records), str(path), config)
 
 
 def missing_text_column(name: str, text_field: str, columns: list[str]) -> InputError:
@@ -179,7 +229,7 @@ def missing_text_column(name: str, text_field: str, columns: list[str]) -> Input
     )
 
 
-def _table_rows(table: pl.DataFrame, name: str, config: InputConfig) -> pl.DataFrame:
+def _table_rows(table: pl.DataFrame, name: str, config: InputConfig, decode_error: bool = False) -> pl.DataFrame:
     if config.text_field not in table.columns:
         raise missing_text_column(name, config.text_field, table.columns)
     if table.schema[config.text_field] not in (pl.String, pl.Null):
@@ -188,7 +238,7 @@ def _table_rows(table: pl.DataFrame, name: str, config: InputConfig) -> pl.DataF
             f"point input.text_field at a text column"
         )
     records = (
-        {"line": i + 1, "data": rec, "error": None}
+        {"line": i + 1, "data": rec, "error": None, "decode_error": decode_error}
         for i, rec in enumerate(table.iter_rows(named=True))
     )
     return _record_rows(records, name, config)
@@ -203,11 +253,15 @@ def read_parquet(path: Path, config: InputConfig) -> pl.DataFrame:
 
 
 def read_csv(source: Path | bytes, config: InputConfig, name: str) -> pl.DataFrame:
+    data = source.read_bytes() if isinstance(source, Path) else source
+    if not data.strip():
+        return _record_rows(iter(()), name, config)  # an empty file holds no records
+    text, bad = _decode(data)  # BOMs, UTF-16, Windows-1252 bytes: as every other reader (flagged per file)
     try:
-        table = pl.read_csv(source, infer_schema=False)
+        table = pl.read_csv(text.encode("utf-8"), infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise InputError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    return _table_rows(table, name, config)
+    return _table_rows(table, name, config, decode_error=bad)
 
 
 def read_txt(path: Path, config: InputConfig) -> pl.DataFrame:

@@ -164,6 +164,20 @@ def clean_text(norm: str, spans: list[tuple[int, int, bool]]) -> str:
     return "".join(pieces)
 
 
+def duplicate_ids(documents: pl.DataFrame, examples: int = 10) -> dict[str, Any]:
+    """Ids given to more than one record. Every record is still kept or dropped on its own; the ids are
+    reported (with their lines) because a user joining outputs back by id would mix them up."""
+    dup = (
+        documents.group_by(S.DOC_ID).agg(pl.col(S.SOURCE_LINE).sort().alias("lines"), pl.len().alias("n"))
+        .filter(pl.col("n") > 1).sort(pl.col("lines").list.first())
+    )
+    return {
+        "ids": dup.height,
+        "records": int(dup["n"].sum()) if dup.height else 0,
+        "examples": [{"id": i, "lines": lines[:10]} for i, lines in dup.head(examples).select(S.DOC_ID, "lines").iter_rows()],
+    }
+
+
 def _untimed(name: str, fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
@@ -236,7 +250,7 @@ def add_counts(a: dict, b: dict) -> dict:
 
 def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Run every stage on a document frame; return documents, passages and stats."""
-    stats: dict[str, Any] = {"input": {"records": documents.height}}
+    stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
 
     bar = None
     if progress:

@@ -40,11 +40,16 @@ def markdown_report(result: Result) -> str:
     ]
     lines += [f"| dropped: {reason} | {n} |" for reason, n in res["dropped_by_reason"].items()]
     lines += ["", f"Every input record is either kept or dropped with a reason: {res['kept']} + {res['dropped']} = {st['input']['records']}.", ""]
+    dup = st["input"].get("duplicate_ids")
+    if dup and dup["ids"]:
+        shown = "; ".join(f"{_md(e['id'], 40)} (lines {', '.join(map(str, e['lines']))})" for e in dup["examples"])
+        lines += [f"{dup['ids']} ids are given to more than one record ({dup['records']} records; each is still "
+                  f"judged on its own, but joining outputs back by id would mix them): {shown}.", ""]
 
     norm = st["normalise"]
     lines += ["## Normalisation", "", f"{norm['documents_changed']} documents changed, {norm['changes']} changes in all."]
     if norm.get("decode_errors"):
-        lines.append(f"{norm['decode_errors']} records had bytes that were not UTF-8; they were replaced and flagged (`decode_error`).")
+        lines.append(f"{norm['decode_errors']} records had bytes that were not UTF-8; they were read as Windows-1252 and flagged (`decode_error`).")
     lines += ["", "| fixer | documents |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in norm["documents_by_fixer"].items()]
     changes = result.documents.select(S.DOC_ID, S.NORM_CHANGES).explode(S.NORM_CHANGES).drop_nulls(S.NORM_CHANGES).unnest(S.NORM_CHANGES)

@@ -16,7 +16,7 @@ ROW = "_row"
 DOC_ID = "doc_id"
 TEXT = "text"
 SOURCE_LINE = "_line"  # 1-based line/record number in the source file (for messages)
-DECODE_ERROR = "decode_error"  # bytes that were not valid UTF-8 were replaced
+DECODE_ERROR = "decode_error"  # bytes not valid in the encoding were read as Windows-1252 (or replaced)
 
 # normalise
 TEXT_NORM = "text_norm"

@@ -310,7 +310,8 @@ def read_documents(spark, source: str, config: PipelineConfig):
     local = "://" not in name
     if local and not Path(name).exists() and fmt != "stdin":
         raise InputError(f"{name}: no such file or directory; check the input path")
-    if fmt == "jsonl" and not (local and Path(name).is_dir()):
+    utf16 = local and fmt == "jsonl" and Path(name).is_file() and _utf16_file(Path(name))
+    if fmt == "jsonl" and not (local and Path(name).is_dir()) and not utf16:
         lines = spark.sparkContext.textFile(name, use_unicode=False).zipWithIndex()
         rowed = lines.filter(lambda t: t[0].strip()).zipWithIndex().map(lambda t: (t[1], t[0][1] + 1, bytes(t[0][0])))
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
@@ -326,12 +327,20 @@ def read_documents(spark, source: str, config: PipelineConfig):
         )
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
         return raw.mapInArrow(parse_lines(name, config), spark_schema(DOCS_IN))
-    frame, _ = read_input(source, config.input)  # .txt files and stdin: read on the driver
+    frame, _ = read_input(source, config.input)  # .txt files, stdin, UTF-16 JSONL: read on the driver
     extras = [c for c in frame.columns if c not in DOCS_IN]
     values = [json.dumps(r, ensure_ascii=False, default=str) for r in frame.select(extras).iter_rows(named=True)] if extras \
         else ["{}"] * frame.height
     frame = frame.with_columns(pl.Series(EXTRA_JSON, values, dtype=pl.String))
     return spark.createDataFrame(_arrow(frame, DOCS_IN).to_pandas(), schema=spark_schema(DOCS_IN))
+
+
+def _utf16_file(path: Path) -> bool:
+    """A UTF-16/32 file (by its BOM): its lines are not byte lines, so the driver reads it."""
+    from ..io import _open_bytes, utf_bom
+
+    with _open_bytes(path) as fh:
+        return utf_bom(fh.read(4)) not in (None, "utf-8-sig")
 
 
 def _check_text_column(table, name: str, config: PipelineConfig) -> None:
