@@ -4,6 +4,13 @@ The public API: :func:`clean` runs the whole pipeline; each stage is a function 
 that adds columns and drops no rows, usable alone.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dedup")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"
+
 from .cluster import cluster_documents
 from .config import PipelineConfig, load_config
 from .errors import ConfigError, DedupError, InputError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["same", "jsonl", "parquet", "csv"], help="format of the cleaned corpus (default: as the input)")
     c.add_argument("--on-error", choices=["raise", "skip"], help="on a malformed record: stop (raise) or drop it and go on (skip)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    c.add_argument("--resume", action="store_true",
+                   help="continue a killed run into the same -o folder from its last finished batch (same input and config)")
     c.add_argument("--engine", choices=["polars", "spark"], help="run embedded (polars, default) or on Apache Spark")
     c.add_argument("--master", metavar="URL", help="Spark master for --engine spark: local[2], spark://host:7077, yarn")
     _common(c)
@@ -83,8 +86,10 @@ def cmd_clean(args) -> int:
     if config.engine.name == "spark":
         return _clean_on_spark(args, config)
     progress = not args.quiet and sys.stderr.isatty()
-    result = clean(args.input, config, progress=progress)
+    work = out / ".dedup-work"
+    result = clean(args.input, config, progress=progress, workdir=None if args.input == "-" else work, resume=args.resume)
     paths = result.write(out)
+    shutil.rmtree(work, ignore_errors=True)  # the run is finished: nothing left to resume
     if not args.quiet:
         r = result.stats["result"]
         reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items()) or "none"
@@ -99,6 +104,9 @@ def cmd_clean(args) -> int:
 
 def _clean_on_spark(args, config) -> int:
     from .engines.spark import clean_spark
+
+    if args.resume:
+        raise DedupError("--resume is for the polars engine; on Spark, failed tasks are retried by Spark itself")
 
     try:
         stats = clean_spark(args.input, config, args.output)

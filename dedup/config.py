@@ -124,6 +124,8 @@ class PairsConfig:
     drop_rewrites: drop the second member of a caption pair from the cleaned text.
     drop_verbatim_repeats: drop a passage identical to an earlier one from the cleaned text.
     batch_passages: passages handled at once (whole documents per batch); bounds memory.
+    max_bucket: an LSH bucket of more passages than this (one boilerplate line repeated thousands of
+        times in a huge document) yields the chain of its members instead of all pairs.
     batch_chars: and at most about this many characters at once (long passages make many shingles:
         20,000 passages of 300 words took 3 GB in one batch, 0.6 GB in batches of 2 million characters).
     """
@@ -144,12 +146,14 @@ class PairsConfig:
     min_length_ratio: float = 0.7
     drop_rewrites: bool = True
     drop_verbatim_repeats: bool = True
+    max_bucket: int = 64
     batch_passages: int = 20000
     batch_chars: int = 2_000_000
 
     def __post_init__(self) -> None:
         _range("pairs", "batch_passages", self.batch_passages, 1, 10**9)
         _range("pairs", "batch_chars", self.batch_chars, 1000, 10**12)
+        _range("pairs", "max_bucket", self.max_bucket, 2, 10**9)
         _lsh_checks("pairs", self.num_perm, self.bands, self.rows)
         _range("pairs", "shingle_chars", self.shingle_chars, 1, 64)
         for key in ("caption_similarity", "repeat_similarity"):
@@ -208,14 +212,19 @@ class OutputConfig:
 
     format: ``same`` (as the input; ``txt`` input gives ``jsonl``), ``jsonl``, ``parquet`` or ``csv``.
     report_examples: how many examples per finding the report shows.
+    checkpoint_documents: ``dedup clean`` saves the per-document stages' results every this many
+        documents in ``<output>/.dedup-work/``, so that ``--resume`` continues a killed run from its
+        last finished batch (the folder is removed when the run finishes).
     """
 
     format: str = "same"
     report_examples: int = 5
+    checkpoint_documents: int = 5000
 
     def __post_init__(self) -> None:
         _choice("output", "format", self.format, ("same", "jsonl", "parquet", "csv"))
         _range("output", "report_examples", self.report_examples, 0, 1000)
+        _range("output", "checkpoint_documents", self.checkpoint_documents, 1, 10**9)
 
 
 def _lsh_checks(section: str, num_perm: int, bands: int, rows: int) -> None:

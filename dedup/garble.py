@@ -40,7 +40,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -435,6 +435,23 @@ class Context:
             b.update((x.low, y.low) for x, y in zip(toks, toks[1:]))
         return cls(c, b)
 
+    @cached_property
+    def followers(self) -> dict[str, dict[str, None]]:
+        """For each word, the words written right after it, in first-seen order (an index of ``bigrams``,
+        so that a huge document is not scanned once per question)."""
+        out: dict[str, dict[str, None]] = {}
+        for head, nxt in self.bigrams:
+            out.setdefault(head, {})[nxt] = None
+        return out
+
+    @cached_property
+    def names_by_initial(self) -> dict[str, list[tuple[str, int]]]:
+        """The names with their counts, grouped by first letter, in first-seen order."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        for n, c in self.names.items():
+            out.setdefault(n[0], []).append((n, c))
+        return out
+
 
 def _name_like(t: Token, lowercase_text: bool) -> bool:
     """Whether a token names something: capitalised inside a sentence, or rare (when the text has no
@@ -493,6 +510,8 @@ def _aligned_position(o_toks: list[Token], r_toks: list[Token], r_text: str) -> 
 
 def paired_reasons(original: str, rewrite: str, context: Context | None = None) -> list[Reason]:
     """Every finding about ``rewrite`` as a copy of ``original``; spans index the two strings."""
+    if original == rewrite:  # a verbatim copy distorts nothing (and huge documents repeat lines by the thousand)
+        return []
     o_toks, r_toks = tokens(original), tokens(rewrite)
     if not r_toks:
         return []
@@ -936,7 +955,7 @@ def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
             if ctx.names.get(head, 0) == 0 or zipf(head) > 4.5:
                 continue
             # the tail must match a name the document writes right after the head ("Volodymyr Zelensky")
-            after = [n for (h, n), c in ctx.bigrams.items() if h == head and n != t.low and len(n) >= 4] if ctx.bigrams else known
+            after = [n for n in ctx.followers.get(head, ()) if n != t.low and len(n) >= 4] if ctx.bigrams else known
             other = max(after, key=lambda n: fuzz.ratio(tail, n), default=None)
             if other is not None and fuzz.ratio(tail, other) >= 75:
                 out.append(Reason("name_merged", *_span(t), f"'{t.text}' looks like '{head.title()}' and '{other.title()}' run together"))
@@ -951,8 +970,8 @@ def _name_variants(toks: list[Token], ctx: Context) -> list[Reason]:
     for t in toks:
         if not t.cap or t.number or len(t.low) < 5 or ctx.names.get(t.low, 0) > 1 or zipf(t.low) >= 1.0:
             continue
-        for n, c in ctx.names.items():
-            if n == t.low or c < 2 or n[0] != t.low[0] or abs(len(n) - len(t.low)) > 1:
+        for n, c in ctx.names_by_initial.get(t.low[0], ()):
+            if n == t.low or c < 2 or abs(len(n) - len(t.low)) > 1:
                 continue
             if n.startswith(t.low) or t.low.startswith(n) or zipf(n) < zipf(t.low) or zipf(n) >= 3.5:
                 continue  # an ending, or a common word (a typo of "Wednesday" changes no fact)
@@ -1202,7 +1221,10 @@ def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
 
 
 def _score_document(rows, offset, info, config, scores, labels, modes, reasons_out, map_offsets) -> None:
+    import numpy as np
+
     raw, anchor_norm, anchor_raw, changes = info
+    anchor_norm, anchor_raw = np.asarray(anchor_norm, dtype=np.int64), np.asarray(anchor_raw, dtype=np.int64)  # once per document
     texts = {r[1]: r[2] for r in rows}
     norm_start = {r[1]: r[6] for r in rows}
     toks = {r[1]: tokens(r[2]) for r in rows}

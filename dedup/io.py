@@ -92,7 +92,7 @@ def _decode(data: bytes) -> tuple[str, bool]:
     A BOM names the encoding (and is dropped). Otherwise the bytes are UTF-8, and any byte that is not
     (a Latin-1 or Windows-1252 line in a UTF-8 file) is read as Windows-1252 and the record flagged.
 
-    >>> _decode("caf\u00e9 \u201cok\u201d".encode("cp1252")), _decode("\ufeffhi".encode("utf-16"))
+    >>> _decode("caf\u00e9 \u201cok\u201d".encode("cp1252")), _decode("hi".encode("utf-16"))
     (('café “ok”', True), ('hi', False))
     """
     enc = utf_bom(data)

@@ -130,7 +130,7 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     sets = ShingleSets.from_spans([folded[i] for i in idx], "chars", config.shingle_chars)
     sig = fast_signatures(sets, config.num_perm, config.seed)
     rows = passages[S.ROW].to_numpy()
-    lsh = lsh_pairs(sig, config.bands, config.rows, groups=rows[idx])
+    lsh = lsh_pairs(sig, config.bands, config.rows, groups=rows[idx], max_bucket=config.max_bucket)
     lsh = idx[lsh] if len(lsh) else np.empty((0, 2), dtype=np.int64)
     # neighbours: consecutive eligible passages of the same document
     same_doc = rows[idx[1:]] == rows[idx[:-1]]
@@ -172,21 +172,27 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
     accepted = []
     for i, j in cands.tolist():
         neighbours = eligible_pos[j] - eligible_pos[i] == 1
-        j_score = sets.jaccard(position[i], position[j])
         verbatim = folded[i] == folded[j]
-        s = 100.0 if verbatim else fuzz.token_sort_ratio(folded[i], folded[j])
         min_sim, min_jac = (
             (config.caption_similarity, config.caption_jaccard) if neighbours else (config.repeat_similarity, config.repeat_jaccard)
         )
-        ok = verbatim or (
-            s >= min_sim
-            and j_score >= min_jac
-            and min(len(folded[i]), len(folded[j])) >= config.min_length_ratio * max(len(folded[i]), len(folded[j]))
+        # verbatim passes alone; anything else must pass every check, cheapest first
+        if verbatim:
+            s = 100.0
+        else:
+            if min(len(folded[i]), len(folded[j])) < config.min_length_ratio * max(len(folded[i]), len(folded[j])):
+                continue
+            s = fuzz.token_sort_ratio(folded[i], folded[j], score_cutoff=min_sim)
+            if s < min_sim:
+                continue
+        j_score = sets.jaccard(position[i], position[j])
+        if not verbatim and not (
+            j_score >= min_jac
             and numbers_agree(texts[i], texts[j], config.number_containment)
             and names_agree(texts[i], texts[j], config.name_containment)
-        )
-        if ok:
-            accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
+        ):
+            continue
+        accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
     out: dict[int, list] = {}
     # captions first, then the most similar; each later passage takes one earlier partner
     for rank, neg_s, i, j, j_score, verbatim in sorted(accepted):

@@ -14,6 +14,7 @@ from . import schema as S
 from .cluster import cluster_documents
 from .garble import score_documents, score_passages
 from .config import PipelineConfig
+from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_frame, write_text
 from .normalise import normalise
 from .pairs import find_pairs
@@ -71,9 +72,17 @@ class Result:
         return markdown_report(self)
 
     def write(self, out_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
-        """Write the cleaned corpus, ``dropped.*``, ``dropped_passages.*``, annotations, stats and report."""
+        """Write the cleaned corpus, ``dropped.*``, ``dropped_passages.*``, annotations, report and stats.
+
+        Each file is written to a temporary name and renamed into place when complete. ``stats.json``
+        is the run's manifest: an earlier run's copy is removed first and the new one written last, so
+        a folder with ``stats.json`` holds one finished run, whatever killed a run before.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        (out / "stats.json").unlink(missing_ok=True)
+        for stale in out.glob(".*.tmp"):  # temporary files of a run that was killed
+            stale.unlink(missing_ok=True)
         fmt = fmt or self.config.output.format
         if fmt == "same":
             fmt = self.input_format if self.input_format in ("jsonl", "parquet", "csv") else "jsonl"
@@ -90,8 +99,8 @@ class Result:
         write_frame(self.dropped_records(), paths["dropped"], fmt)
         write_frame(self.annotations().filter(pl.col(S.P_ACTION) == "drop"), paths["dropped_passages"], fmt)
         write_frame(self.annotations(), paths["annotations"], "parquet")
-        write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
         write_text(paths["report"], self.report())
+        write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
         return paths
 
 
@@ -248,7 +257,82 @@ def add_counts(a: dict, b: dict) -> dict:
     return out
 
 
-def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+class Checkpoints:
+    """Per-batch results of the document stage in a work folder, so that a killed run can resume.
+
+    The folder holds ``manifest.json`` (a fingerprint of the input and the config) and, per finished
+    batch ``k``, ``docs-k.parquet`` and ``passages-k.parquet``, each written atomically. A batch is
+    reused only when the manifest matches; the document stage is per document, so results made in
+    batches equal those made at once (a test kills a real run and compares the bytes).
+    """
+
+    def __init__(self, folder: Path, fingerprint: str, resume: bool) -> None:
+        import shutil
+
+        self.folder = folder
+        manifest = folder / "manifest.json"
+        if resume:
+            if not manifest.exists():
+                raise DedupError(f"{folder.parent}: nothing to resume (no {folder.name}/manifest.json); run without --resume")
+            if json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint") != fingerprint:
+                raise DedupError(f"{folder.parent}: cannot resume: the input or the config changed since the interrupted "
+                                 f"run; run without --resume to start again")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text(manifest, json.dumps({"fingerprint": fingerprint}) + "\n")
+        self.reused = 0
+
+    def load(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        d, p = self.folder / f"docs-{k:06d}.parquet", self.folder / f"passages-{k:06d}.parquet"
+        if d.exists() and p.exists():
+            self.reused += 1
+            return pl.read_parquet(d), pl.read_parquet(p)
+        return None
+
+    def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame) -> None:
+        write_frame(passages, self.folder / f"passages-{k:06d}.parquet", "parquet")
+        write_frame(docs, self.folder / f"docs-{k:06d}.parquet", "parquet")  # last: it marks the batch done
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fingerprint(source, config: PipelineConfig) -> str:
+    """What a resumed run must share with the interrupted one: the input file(s) and the config."""
+    import hashlib
+
+    from . import __version__
+
+    parts = [__version__, json.dumps(config.to_dict(), sort_keys=True)]
+    path = Path(str(source))
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        st = f.stat()
+        parts.append(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool):
+    """The document stage over the whole frame, or batch by batch through the checkpoints."""
+    if checkpoints is None:
+        return document_stage(documents, config, timed=timed, progress=progress)
+    size = config.output.checkpoint_documents
+    docs_parts, passage_parts = [], []
+    for k, lo in enumerate(range(0, max(documents.height, 1), size)):
+        done = checkpoints.load(k)
+        if done is None:
+            done = document_stage(documents.slice(lo, size), config, timed=timed, progress=progress)
+            checkpoints.save(k, *done)
+        docs_parts.append(done[0])
+        passage_parts.append(done[1])
+    return pl.concat(docs_parts, how="vertical_relaxed"), pl.concat(passage_parts, how="vertical_relaxed")
+
+
+def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False,
+        checkpoints: Checkpoints | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Run every stage on a document frame; return documents, passages and stats."""
     stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
 
@@ -265,12 +349,15 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
-        stats.setdefault(name, {})["seconds"] = round(time.perf_counter() - t0, 4)
+        block = stats.setdefault(name, {})
+        block["seconds"] = round(block.get("seconds", 0.0) + time.perf_counter() - t0, 4)  # summed over batches
         if bar is not None:
             bar.update(1)
         return out
 
-    docs, passages = document_stage(documents, config, timed=timed, progress=progress)
+    docs, passages = _staged(documents, config, checkpoints, timed, progress)
+    if checkpoints is not None:
+        stats["input"]["resumed_batches"] = checkpoints.reused
     for name, counts in document_stats(docs, passages, config).items():
         stats.setdefault(name, {}).update(counts)
 
@@ -359,8 +446,13 @@ def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, p
     return docs, passages
 
 
-def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = None, *, progress: bool = False) -> Result:
-    """Clean a corpus: a path (JSONL/.gz, Parquet, CSV, .txt or a directory of them, ``-``) or a polars frame."""
+def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = None, *, progress: bool = False,
+          workdir: str | Path | None = None, resume: bool = False) -> Result:
+    """Clean a corpus: a path (JSONL/.gz, Parquet, CSV, .txt or a directory of them, ``-``) or a polars frame.
+
+    With ``workdir``, the per-document stages save their results there batch by batch, and with
+    ``resume`` a run reuses the batches an interrupted run with the same input and config finished.
+    """
     config = config or PipelineConfig()
     t0 = time.perf_counter()
     if isinstance(source, pl.DataFrame):
@@ -371,7 +463,12 @@ def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = Non
         name = str(source)
     read_seconds = time.perf_counter() - t0
     input_columns = [config.input.id_field, config.input.text_field] + [c for c in documents.columns if c not in INTERNAL]
-    docs, passages, stats = run(documents, config, progress=progress)
+    checkpoints = None
+    if workdir is not None and not isinstance(source, pl.DataFrame) and str(source) != "-":
+        checkpoints = Checkpoints(Path(workdir), fingerprint(source, config), resume)
+    elif resume:
+        raise DedupError("--resume needs an input file or folder (not stdin or a frame)")
+    docs, passages, stats = run(documents, config, progress=progress, checkpoints=checkpoints)
     stats["input"].update(source=name, format=fmt, seconds=round(read_seconds, 4))
     stats["total_seconds"] = round(time.perf_counter() - t0, 4)
     stats["config"] = config.to_dict()

@@ -121,9 +121,8 @@ PASSAGE_SCHEMA = {
 }
 
 
-def raw_span(raw: str, anchor_norm, anchor_raw, start: int, end: int) -> tuple[int, int]:
-    """Map a normalised span to the raw text, trimmed of raw whitespace at both ends."""
-    rs, re_ = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [start, end]))
+def _trim_raw(raw: str, rs: int, re_: int) -> tuple[int, int]:
+    """A raw span trimmed of whitespace at both ends."""
     while rs < re_ and raw[rs].isspace():
         rs += 1
     while re_ > rs and raw[re_ - 1].isspace():
@@ -140,9 +139,12 @@ def segment(frame: pl.DataFrame, config: SegmentConfig | None = None) -> pl.Data
         S.ROW, S.DOC_ID, S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW
     ).iter_rows():
         raw = raw or ""
-        for k, (s, e) in enumerate(split(norm)):
+        spans = split(norm)
+        # one vectorised mapping per document: a huge document has many passages and many anchors
+        ends = map_offsets(an, ar, [p for span in spans for p in span]).tolist() if spans else []
+        for k, (s, e) in enumerate(spans):
             text = norm[s:e]
-            rs, re_ = raw_span(raw, an, ar, s, e)
+            rs, re_ = _trim_raw(raw, ends[2 * k], ends[2 * k + 1])
             for name, value in zip(
                 PASSAGE_SCHEMA,
                 (row, doc_id, k, s, e, rs, re_, passage_kind(text, config), text, count_words(text)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import html
 import json
 from pathlib import Path
 
@@ -204,3 +205,30 @@ def test_legacy_encoding_samples(tmp_path):
     dup = dict(zip(r.documents["doc_id"], r.documents["duplicate_of"]))
     assert {dup["sample-french.txt"], dup["sample-french-1.txt"]} == {None, "sample-french-1.txt"}
     assert flags["sample-french-1.txt"] and not flags["sample-french.txt"]
+
+
+def test_one_huge_document(tmp_path):
+    """One 5 MB "article" (Reuters stories glued together, boilerplate lines repeated by the
+    thousand): kept, every passage mapped back to the raw text. benchmarks/hostile.py runs 50 MB."""
+    import gzip as gz
+
+    texts = []
+    size = 0
+    with gz.open(need(SHARED / "reuters" / "dev.jsonl.gz"), "rt", encoding="utf-8") as fh:
+        for line in fh:
+            t = json.loads(line)["text"]
+            texts.append(t)
+            size += len(t) + 2
+            if size > 5_000_000:
+                break
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps({"id": "huge", "text": "\n\n".join(texts)}) + "\n", encoding="utf-8")
+    r = _outcome(path)
+    assert r.stats["result"] == {"kept": 1, "dropped": 0, "dropped_by_reason": {}}
+    raw = r.documents["text"][0]
+    p = r.passages
+    assert p.height > 5000 and p["start"].max() < len(raw)
+    sample = p.filter(pl.col("action") == "keep").head(200)
+    for start, end, text in sample.select("start", "end", "passage_text").iter_rows():
+        assert html.unescape(raw[start:end]).split()[:3] == text.split()[:3]  # the raw span, entities and all
+    assert (p["role"] == "verbatim").sum() > 100  # the repeated lines and re-sent stories are found as such

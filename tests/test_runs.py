@@ -1,0 +1,239 @@
+"""Runs that survive: determinism, order and batch independence, kill -9 mid-run, and safety."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dedup import clean, load_config
+
+from .conftest import REUTERS, ROOT, SEED, need
+
+DATA_FILES = ("cleaned.jsonl", "dropped.jsonl", "dropped_passages.jsonl", "annotations.parquet")
+
+
+def _reuters(tmp: Path, n: int) -> Path:
+    out = tmp / f"reuters-{n}.jsonl"
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
+        for k, line in enumerate(src):
+            if k >= n:
+                break
+            dst.write(line)
+    return out
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "dedup", *map(str, args)], capture_output=True, env=env, cwd=ROOT)
+
+
+def _without_seconds(text: str) -> str:
+    """stats.json and report.md name wall times; everything else in them must repeat."""
+    text = re.sub(r'"(\w*seconds\w*)": [0-9.]+', r'"\1": 0', text)
+    text = re.sub(r"\| (\w+) \| [0-9.]+ \|", r"| \1 | 0 |", text)
+    return re.sub(r"Scoring took [0-9.]+ s, [0-9.]+% of the run", "Scoring took 0 s", text)
+
+
+def test_same_input_same_bytes(tmp_path):
+    """Two runs, and a run on one polars thread, write byte-identical data files; stats and report
+    differ only in their seconds."""
+    src = _reuters(tmp_path, 2000)
+    one = dict(os.environ, POLARS_MAX_THREADS="1")
+    for name, env in (("a", None), ("b", None), ("one-thread", one)):
+        proc = _cli("clean", src, "-o", tmp_path / name, "-q", env=env)
+        assert proc.returncode == 0, proc.stderr
+    for f in DATA_FILES:
+        a = (tmp_path / "a" / f).read_bytes()
+        assert a == (tmp_path / "b" / f).read_bytes() == (tmp_path / "one-thread" / f).read_bytes(), f
+    for f in ("stats.json", "report.md"):
+        texts = {_without_seconds((tmp_path / n / f).read_text()) for n in ("a", "b", "one-thread")}
+        assert len(texts) == 1, f
+
+
+_SENTENCES: list[str] = []
+
+
+def _sentences() -> list[str]:
+    if not _SENTENCES:
+        with gzip.open(need(REUTERS), "rt", encoding="utf-8") as fh:
+            for k, line in enumerate(fh):
+                if k > 400:
+                    break
+                _SENTENCES.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]) if len(s.split()) > 6)
+    return _SENTENCES
+
+
+@st.composite
+def corpora(draw):
+    """Documents of real sentences, with copies, near copies (a sentence dropped) and repeated
+    captions inside documents."""
+    sents = _sentences()
+    n = draw(st.integers(3, 14))
+    docs = []
+    for k in range(n):
+        kind = draw(st.sampled_from(["new", "new", "copy", "near"])) if docs else "new"
+        if kind == "new":
+            picks = draw(st.lists(st.integers(0, len(sents) - 1), min_size=3, max_size=9))
+            paras = [sents[i] for i in picks]
+            if draw(st.booleans()):
+                paras.insert(1, paras[0])  # a passage printed twice
+            text = "\n\n".join(paras)
+        else:
+            base = draw(st.sampled_from(docs))["text"]
+            text = base if kind == "copy" else "\n\n".join(base.split("\n\n")[:-1] or [base])
+        docs.append({"id": f"d{k}", "text": text})
+    return docs
+
+
+def _partition(result) -> set[frozenset]:
+    d = result.documents
+    groups: dict = {}
+    for doc_id, cid in zip(d["doc_id"], d["cluster_id"]):
+        groups.setdefault(cid if cid is not None else doc_id, set()).add(doc_id)
+    return {frozenset(g) for g in groups.values()}
+
+
+def _pairs(result) -> set[tuple]:
+    p = result.passages.filter(pl.col("role").is_not_null())
+    return set(p.select("doc_id", "passage", "partner", "role", "pair_kind").iter_rows())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corpora(), st.randoms(use_true_random=False), st.integers(1, 6))
+def test_results_do_not_depend_on_order_or_batch_size(docs, rnd, batch):
+    base = clean(pl.DataFrame(docs))
+    shuffled = list(docs)
+    rnd.shuffle(shuffled)
+    other = clean(pl.DataFrame(shuffled), load_config(None, [f"pairs.batch_passages={batch}", "pairs.batch_chars=1000"]))
+    for r in (base, other):
+        res = r.stats["result"]
+        assert res["kept"] + res["dropped"] == len(docs)  # nothing lost
+    assert _partition(base) == _partition(other)
+    assert _pairs(base) == _pairs(other)
+    kept = lambda r: {frozenset(g) for g in _partition(r)}  # noqa: E731
+    assert kept(base) == kept(other)
+
+
+def test_kill_minus_nine_leaves_no_output_that_looks_complete(tmp_path):
+    """A real run killed at random moments: a file under its final name is always whole, and
+    stats.json (written last) is there only when every output is."""
+    src = need(REUTERS)
+    out = tmp_path / "out"
+    rng = random.Random(7)
+    # a finished run first, so that later kills land on a folder with an earlier run's files in it
+    assert _cli("clean", src, "-o", out, "-q").returncode == 0
+    trials = []
+    for delay in sorted(rng.uniform(0.5, 12.0) for _ in range(5)):
+        proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "-q"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        present = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        for name in present:
+            path = out / name
+            if name.endswith(".parquet"):
+                pl.read_parquet(path)
+            elif name.endswith(".jsonl"):
+                pl.read_ndjson(path)
+            elif name.endswith(".json"):
+                json.loads(path.read_text())
+        if (out / "stats.json").exists():  # then the files beside it are that run's, complete
+            assert {"cleaned.jsonl", "dropped.jsonl", "dropped_passages.jsonl", "annotations.parquet", "report.md"} <= set(present)
+            stats = json.loads((out / "stats.json").read_text())
+            assert pl.read_ndjson(out / "cleaned.jsonl").height == stats["result"]["kept"]
+            assert pl.read_ndjson(out / "dropped.jsonl").height == stats["result"]["dropped"]
+        trials.append((round(delay, 1), proc.returncode == -signal.SIGKILL))
+    assert any(killed for _, killed in trials)  # at least one kill landed mid-run
+    # the next run clears the debris and finishes
+    assert _cli("clean", src, "-o", out, "-q").returncode == 0
+    assert not list(out.glob(".*.tmp"))
+
+
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
+FORBIDDEN_MODULES = {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle"}
+
+
+def test_no_eval_exec_or_pickle_in_the_package():
+    for path in sorted((ROOT / "dedup").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in FORBIDDEN_CALLS, f"{path}:{node.lineno}"
+            if isinstance(node, ast.Import):
+                assert not {a.name.split(".")[0] for a in node.names} & FORBIDDEN_MODULES, f"{path}:{node.lineno}"
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in FORBIDDEN_MODULES, f"{path}:{node.lineno}"
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                assert not (isinstance(node.value, ast.Constant) and node.value.value), f"{path}:{node.lineno}"
+
+
+def test_no_network_and_no_path_escape(tmp_path, monkeypatch):
+    """The whole job runs with every socket refused, and ids that look like paths stay data."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("dedup tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    src = tmp_path / "in" / "evil.jsonl"
+    src.parent.mkdir()
+    texts = SEED.read_text(encoding="utf-8").split("\n\n")
+    src.write_text(
+        json.dumps({"id": "../../escaped", "text": "\n\n".join(texts[:40])}) + "\n"
+        + json.dumps({"id": "/tmp/abs-escaped", "text": "<script>alert(1)</script> and a paragraph of text."}) + "\n",
+        encoding="utf-8",
+    )
+    before = set(tmp_path.rglob("*"))
+    result = clean(src)
+    result.write(tmp_path / "out")
+    created = set(tmp_path.rglob("*")) - before
+    assert created and all((tmp_path / "out") in p.parents or p == tmp_path / "out" for p in created)
+    assert not Path("/tmp/abs-escaped").exists()
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "<script>" not in report
+
+
+def test_resume_after_kill_gives_the_same_bytes(tmp_path):
+    """Kill a real run after a few checkpointed batches; --resume finishes it with the bytes of a run
+    that was never interrupted, reusing the finished batches."""
+    src = need(REUTERS)
+    setting = ["--set", "output.checkpoint_documents=1000"]
+    assert _cli("clean", src, "-o", tmp_path / "whole", "-q", *setting).returncode == 0
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "-q", *setting], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = out / ".dedup-work"
+    deadline = time.time() + 120
+    while not (work / "docs-000002.parquet").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (out / "stats.json").exists()
+    done = len(list(work.glob("docs-*.parquet")))
+    assert 3 <= done < 11
+    # resuming with another config is refused, with the fix
+    bad = _cli("clean", src, "-o", out, "-q", "--resume", "--set", "output.checkpoint_documents=500")
+    assert bad.returncode == 1 and b"cannot resume: the input or the config changed" in bad.stderr
+    proc = _cli("clean", src, "-o", out, "-q", "--resume", *setting)
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["input"]["resumed_batches"] == done
+    for f in DATA_FILES:
+        assert (out / f).read_bytes() == (tmp_path / "whole" / f).read_bytes(), f
+    assert not work.exists()  # a finished run leaves nothing to resume
+    nothing = _cli("clean", src, "-o", tmp_path / "fresh", "-q", "--resume")
+    assert nothing.returncode == 1 and b"nothing to resume" in nothing.stderr
