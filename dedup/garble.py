@@ -42,7 +42,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -51,6 +51,9 @@ from .minhash import fold
 from .normalise import _apostrophe_inside_word, _possessive_or_elided
 from .pairs import _NUMBER_WORDS
 from .segment import sentence_spans
+
+if TYPE_CHECKING:
+    import polars as pl
 
 GARBLED, FAITHFUL, NOT_SCORED = "garbled", "faithful", "not scored"
 
@@ -508,11 +511,14 @@ def _aligned_position(o_toks: list[Token], r_toks: list[Token], r_text: str) -> 
     return pos
 
 
-def paired_reasons(original: str, rewrite: str, context: Context | None = None) -> list[Reason]:
-    """Every finding about ``rewrite`` as a copy of ``original``; spans index the two strings."""
+def paired_reasons(original: str, rewrite: str, context: Context | None = None, *,
+                   o_toks: list[Token] | None = None, r_toks: list[Token] | None = None) -> list[Reason]:
+    """Every finding about ``rewrite`` as a copy of ``original``; spans index the two strings (their
+    tokens may be given when already made)."""
     if original == rewrite:  # a verbatim copy distorts nothing (and huge documents repeat lines by the thousand)
         return []
-    o_toks, r_toks = tokens(original), tokens(rewrite)
+    o_toks = tokens(original) if o_toks is None else o_toks
+    r_toks = tokens(rewrite) if r_toks is None else r_toks
     if not r_toks:
         return []
     sup_o, sup_r = _Support(o_toks), _Support(r_toks)
@@ -1096,10 +1102,11 @@ def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] 
     'faithful'
     """
     ctx = _as_context(context, extra=(original,))
-    reasons = paired_reasons(original, rewrite, ctx)
+    o_toks, r_toks = tokens(original), tokens(rewrite)
+    reasons = paired_reasons(original, rewrite, ctx, o_toks=o_toks, r_toks=r_toks)
     if unpaired:
-        reasons += unpaired_reasons(rewrite, ctx)
-    n_o, n_r = len(tokens(original)), len(tokens(rewrite))
+        reasons += unpaired_reasons(rewrite, ctx, r_toks)
+    n_o, n_r = len(o_toks), len(r_toks)
     return verdict(reasons, threshold=threshold, mode="paired", words=n_r, min_words=min_words,
                    regime=regime_of(n_o, n_r), calibration=calibration)
 

@@ -36,3 +36,16 @@ def reuters_result():
     from dedup import clean
 
     return clean(need(REUTERS))
+
+
+def reuters_head(tmp: Path, n: int) -> Path:
+    """The first ``n`` Reuters dev stories as a JSONL file (real exact and near duplicates among them)."""
+    import gzip
+
+    out = tmp / f"reuters-{n}.jsonl"
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
+        for k, line in enumerate(src):
+            if k >= n:
+                break
+            dst.write(line)
+    return out

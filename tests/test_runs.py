@@ -16,25 +16,14 @@ import time
 from pathlib import Path
 
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedup import clean, load_config
 
-from .conftest import REUTERS, ROOT, SEED, need
+from .conftest import REUTERS, ROOT, SEED, need, reuters_head
 
 DATA_FILES = ("cleaned.jsonl", "dropped.jsonl", "dropped_passages.jsonl", "annotations.parquet")
-
-
-def _reuters(tmp: Path, n: int) -> Path:
-    out = tmp / f"reuters-{n}.jsonl"
-    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
-        for k, line in enumerate(src):
-            if k >= n:
-                break
-            dst.write(line)
-    return out
 
 
 def _cli(*args, env=None):
@@ -51,7 +40,7 @@ def _without_seconds(text: str) -> str:
 def test_same_input_same_bytes(tmp_path):
     """Two runs, and a run on one polars thread, write byte-identical data files; stats and report
     differ only in their seconds."""
-    src = _reuters(tmp_path, 2000)
+    src = reuters_head(tmp_path, 2000)
     one = dict(os.environ, POLARS_MAX_THREADS="1")
     for name, env in (("a", None), ("b", None), ("one-thread", one)):
         proc = _cli("clean", src, "-o", tmp_path / name, "-q", env=env)

@@ -6,7 +6,6 @@ Skipped cleanly when pyspark or a Java runtime is missing; ``.ci/run`` installs 
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import json
 import shutil
@@ -17,7 +16,7 @@ import pytest
 
 from dedup import clean, load_config
 
-from .conftest import REUTERS, SEED, need
+from .conftest import SEED, reuters_head
 from .test_cli import run
 
 pytest.importorskip("pyspark")
@@ -36,17 +35,6 @@ def spark():
     s = session(cfg)
     s.conf.set("spark.sql.shuffle.partitions", "4")
     yield s
-
-
-def _corpus(tmp: Path, n: int) -> Path:
-    """The first ``n`` Reuters stories as JSONL (real exact and near duplicates among them)."""
-    out = tmp / f"reuters-{n}.jsonl"
-    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
-        for k, line in enumerate(src):
-            if k >= n:
-                break
-            dst.write(line)
-    return out
 
 
 def _read(path: Path, fmt: str) -> pl.DataFrame:
@@ -82,7 +70,7 @@ def test_spark_matches_polars_on_reuters(tmp_path, spark):
     """6,000 real stories: clusters, representatives, within-document pairs and garble scores agree."""
     from dedup.engines.spark import clean_spark
 
-    src = _corpus(tmp_path, 6000)
+    src = reuters_head(tmp_path, 6000)
     cfg = load_config(None, ["engine.shuffle_partitions=4", "engine.batch_documents=500"])
     local = clean(src, cfg)
     local.write(tmp_path / "local")
@@ -103,7 +91,7 @@ def test_label_propagation_and_other_keep_rule(tmp_path, spark):
     and Parquet output agree with the polars engine too."""
     from dedup.engines.spark import clean_spark
 
-    src = _corpus(tmp_path, 2500)
+    src = reuters_head(tmp_path, 2500)
     over = ["cluster.keep=earliest", "output.format=parquet", "engine.driver_components_max=0"]
     cfg = load_config(None, over)
     local = clean(src, cfg)

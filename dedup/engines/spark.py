@@ -71,8 +71,6 @@ PROCESSED = {
 
 def _arrow(frame: pl.DataFrame, schema: dict):
     """A polars frame as an Arrow table with plain (not large) string and list types, as Spark wants."""
-    import pyarrow as pa
-
     table = frame.select([pl.col(c).cast(t) for c, t in schema.items()]).to_arrow()
     return table.cast(_plain_schema(table.schema))
 
