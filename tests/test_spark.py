@@ -123,6 +123,12 @@ def test_seed_and_malformed_lines(tmp_path, spark):
     skip = load_config(None, ["input.on_error=skip"])
     stats = clean_spark(str(bad), skip, str(tmp_path / "bad"), spark=spark)
     assert stats["result"] == clean(bad, skip).stats["result"] == {"kept": 1, "dropped": 2, "dropped_by_reason": {"malformed": 2}}
+    dups = tmp_path / "dups.jsonl"
+    dups.write_text("".join(json.dumps({"id": i, "text": f"Story {k} about wheat prices today."}) + "\n"
+                            for k, i in enumerate(["a", "b", "a", "c", "b", "a"])), encoding="utf-8")
+    assert clean_spark(str(dups), cfg, str(tmp_path / "dups"), spark=spark)["input"]["duplicate_ids"] == \
+        clean(dups, cfg).stats["input"]["duplicate_ids"] == {"ids": 2, "records": 5, "examples": [
+            {"id": "a", "lines": [1, 3, 6]}, {"id": "b", "lines": [2, 5]}]}
     dropped = _read(tmp_path / "bad" / "dropped.jsonl", "jsonl").sort("source_line")
     assert dropped["source_line"].to_list() == [3, 4]
     assert dropped["error"][0].startswith(f"{bad} line 3: not valid JSON")

@@ -513,7 +513,8 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
 
     by_reason = {r[0]: r[1] for r in docs.groupBy(S.DROP_REASON).count().collect()}
     kept_n = by_reason.pop(None, 0)
-    stats: dict[str, Any] = {"input": {"records": n_records, "source": str(source), "seconds": round(timings["input"], 4)}}
+    stats: dict[str, Any] = {"input": {"records": n_records, "source": str(source), "seconds": round(timings["input"], 4),
+                                       "duplicate_ids": _duplicate_ids(processed)}}
     for name, block in counts.items():
         stats[name] = block
     stats["cluster"] = {**cstats, "seconds": round(timings["cluster"], 4)}
@@ -534,6 +535,18 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
 
 def _reasons_type():
     return spark_schema({S.G_REASONS: pl.List(_reason_dtype())})[S.G_REASONS].dataType
+
+
+def _duplicate_ids(docs, examples: int = 10) -> dict:
+    """Ids given to more than one record, as :func:`dedup.pipeline.duplicate_ids` reports them."""
+    from pyspark.sql import functions as F
+
+    dup = (docs.groupBy(S.DOC_ID).agg(F.count("*").alias("n"), F.sort_array(F.collect_list(S.SOURCE_LINE)).alias("lines"))
+           .filter(F.col("n") > 1).withColumn("first", F.col("lines")[0]))
+    totals = dup.agg(F.count("*").alias("ids"), F.sum("n").alias("records")).collect()[0]
+    shown = dup.orderBy("first").limit(examples).collect()
+    return {"ids": int(totals["ids"] or 0), "records": int(totals["records"] or 0),
+            "examples": [{"id": r[S.DOC_ID], "lines": list(r["lines"])[:10]} for r in shown]}
 
 
 def _annotations(docs):
