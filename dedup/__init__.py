@@ -14,7 +14,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from .cluster import cluster_documents
 from .config import PipelineConfig, load_config
 from .errors import ConfigError, DedupError, InputError
-from .garble import score_pair, score_passages, score_text
+from .garble import score_pair, score_text
+from .garble_stage import score_passages
 from .normalise import normalise, normalise_text
 from .pairs import find_pairs
 from .pipeline import Result, clean

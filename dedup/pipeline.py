@@ -12,7 +12,7 @@ import polars as pl
 
 from . import schema as S
 from .cluster import cluster_documents
-from .garble import score_documents, score_passages
+from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_frame, write_text
@@ -397,11 +397,12 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
 
 def _unscored(frame: pl.DataFrame) -> pl.DataFrame:
     """The garble columns, empty, when the stage is switched off."""
-    from .garble import NOT_SCORED, _reason_dtype
+    from .garble import NOT_SCORED
+    from .garble_stage import reason_dtype
 
     return frame.with_columns(
         pl.lit(None, dtype=pl.Float64).alias(S.G_SCORE), pl.lit(NOT_SCORED).alias(S.G_LABEL),
-        pl.lit(None, dtype=pl.String).alias(S.G_MODE), pl.lit([], dtype=pl.List(_reason_dtype())).alias(S.G_REASONS),
+        pl.lit(None, dtype=pl.String).alias(S.G_MODE), pl.lit([], dtype=pl.List(reason_dtype())).alias(S.G_REASONS),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from . import garble
+from .garble_stage import reason_dtype
 from . import schema as S
 from .config import GarbleConfig, InputConfig
 from .errors import InputError
@@ -95,6 +96,6 @@ def score_file(source: str | Path, args, config: GarbleConfig) -> pl.DataFrame:
     result = pl.DataFrame(
         out,
         schema={"garble_score": pl.Float64, "garble_label": pl.String, "garble_mode": pl.String,
-                "garble_reasons": pl.List(garble._reason_dtype()), "error": pl.String},
+                "garble_reasons": pl.List(reason_dtype()), "error": pl.String},
     )
     return pl.concat([frame.select(pl.col(S.DOC_ID).alias("id")), result], how="horizontal")

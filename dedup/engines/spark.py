@@ -38,7 +38,8 @@ from .. import schema as S
 from ..cluster import DisjointSet, _verified, duplicate_link, keep_order, signatures_of, whitespace_key, word_counts
 from ..config import PipelineConfig
 from ..errors import DedupError, InputError
-from ..garble import NOT_SCORED, _reason_dtype, score_copy
+from ..garble import NOT_SCORED
+from ..garble_stage import reason_dtype, score_copy
 from ..io import EXTRA_JSON, MALFORMED, SKIP_HINT, _record_rows, detect_format, missing_text_column, parse_jsonl_line, read_input
 from ..minhash import _band_keys
 from ..pipeline import ANNOTATION_COLUMNS, add_counts, clean_text, document_stage, document_stats
@@ -57,7 +58,7 @@ PASSAGE = pl.Struct({
     S.P_INDEX: pl.Int32, S.P_START: pl.Int64, S.P_END: pl.Int64, S.P_NORM_START: pl.Int64, S.P_NORM_END: pl.Int64,
     S.P_KIND: pl.String, S.P_WORDS: pl.Int64, S.P_TEXT: pl.String, S.P_PAIR_KIND: pl.String, S.P_ROLE: pl.String,
     S.P_PARTNER: pl.Int32, S.P_SIMILARITY: pl.Float64, S.P_JACCARD: pl.Float64, S.G_SCORE: pl.Float64,
-    S.G_LABEL: pl.String, S.G_MODE: pl.String, S.G_REASONS: pl.List(_reason_dtype()), S.P_ACTION: pl.String,
+    S.G_LABEL: pl.String, S.G_MODE: pl.String, S.G_REASONS: pl.List(reason_dtype()), S.P_ACTION: pl.String,
     S.DROP_REASON: pl.String,
 })
 PROCESSED = {
@@ -244,11 +245,11 @@ def link_members():
     return fn
 
 
-GARBLE_DOC = {S.ROW: pl.Int64, S.G_SCORE: pl.Float64, S.G_LABEL: pl.String, S.G_REASONS: pl.List(_reason_dtype())}
+GARBLE_DOC = {S.ROW: pl.Int64, S.G_SCORE: pl.Float64, S.G_LABEL: pl.String, S.G_REASONS: pl.List(reason_dtype())}
 
 
 def score_copies(config):
-    """Near duplicates with the copy kept -> their garble verdict (:func:`dedup.garble.score_copy`)."""
+    """Near duplicates with the copy kept -> their garble verdict (:func:`dedup.garble_stage.score_copy`)."""
 
     def fn(batches):
         for batch in batches:
@@ -262,7 +263,7 @@ def score_copies(config):
                 labels.append(label)
                 reasons.append(rs)
             frame = pl.DataFrame({S.ROW: rows, S.G_SCORE: scores, S.G_LABEL: labels,
-                                  S.G_REASONS: pl.Series(reasons, dtype=pl.List(_reason_dtype()))}, schema=GARBLE_DOC)
+                                  S.G_REASONS: pl.Series(reasons, dtype=pl.List(reason_dtype()))}, schema=GARBLE_DOC)
             yield from _arrow(frame, GARBLE_DOC).to_batches()
 
     return fn
@@ -534,7 +535,7 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
 
 
 def _reasons_type():
-    return spark_schema({S.G_REASONS: pl.List(_reason_dtype())})[S.G_REASONS].dataType
+    return spark_schema({S.G_REASONS: pl.List(reason_dtype())})[S.G_REASONS].dataType
 
 
 def _duplicate_ids(docs, examples: int = 10) -> dict:

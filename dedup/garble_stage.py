@@ -1,0 +1,184 @@
+"""The garble stage: :mod:`dedup.garble`'s scorer applied to the passage and document frames.
+
+Passages are scored with their document as context (a caption rewrite against its original, every
+other passage on intrinsic signals), near-duplicate documents against the copy their cluster kept;
+reason offsets become raw-text offsets into each document.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .garble import NOT_SCORED, Context, Reason, score_pair, score_text, tokens
+
+
+def reason_dtype() -> pl.Struct:
+    """The polars type of one reason in ``garble_reasons``."""
+    return pl.Struct(
+        {
+            "type": pl.String, "start": pl.Int64, "end": pl.Int64, "orig_start": pl.Int64, "orig_end": pl.Int64,
+            "text": pl.String, "orig_text": pl.String, "explanation": pl.String, "severity": pl.Float64,
+        }
+    )
+
+
+def score_passages(passages, docs, config) -> "pl.DataFrame":
+    """Add garble_score, garble_label, garble_mode and garble_reasons to the passage frame.
+
+    A caption rewrite (or paraphrased repeat) is scored against its original, paired; with
+    ``config.unpaired`` every other passage is scored on intrinsic signals, the document being the
+    context. Glued quotes that the normaliser repaired inside a passage are reported as ``quote_repaired``.
+    Reason offsets are raw-text offsets into the document, like the passage's ``start``/``end``.
+    """
+    from . import schema as S
+    from .normalise import map_offsets
+
+    n = passages.height
+    scores: list[float | None] = [None] * n
+    labels: list[str] = [NOT_SCORED] * n
+    modes: list[str | None] = [None] * n
+    reasons_out: list[list[dict]] = [[] for _ in range(n)]
+    need = passages.select(S.ROW, S.P_INDEX, S.P_TEXT, S.P_ROLE, S.P_PARTNER, S.P_KIND, S.P_NORM_START, S.P_WORDS)
+    doc_info = {
+        row: (raw, an, ar, changes)
+        for row, raw, an, ar, changes in docs.filter(pl.col(S.ROW).is_in(need[S.ROW].unique().implode()))
+        .select(S.ROW, S.TEXT, S.ANCHOR_NORM, S.ANCHOR_RAW, S.NORM_CHANGES).iter_rows()
+    }
+    rows = need.rows()
+    k = 0
+    while k < n:
+        row = rows[k][0]
+        end = k
+        while end < n and rows[end][0] == row:
+            end += 1
+        _score_document(rows[k:end], k, doc_info[row], config, scores, labels, modes, reasons_out, map_offsets)
+        k = end
+    return passages.with_columns(
+        pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
+        pl.Series(S.G_LABEL, labels, dtype=pl.String),
+        pl.Series(S.G_MODE, modes, dtype=pl.String),
+        reasons_series(S.G_REASONS, reasons_out),
+    )
+
+
+def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
+    """A List(Struct) column from per-row lists of reason dicts, built column-wise (building it from
+    the dicts directly costs seconds on a corpus: polars makes a Series per row)."""
+    dtype = reason_dtype()
+    keys = [f.name for f in dtype.fields]
+    idx: list[int] = []
+    cols: dict[str, list] = {k: [] for k in keys}
+    for i, rs in enumerate(reasons_out):
+        for r in rs:
+            idx.append(i)
+            for k in keys:
+                cols[k].append(r[k])
+    flat = pl.DataFrame({"_i": idx, **cols}, schema={"_i": pl.Int64, **{f.name: f.dtype for f in dtype.fields}})
+    grouped = flat.group_by("_i").agg(pl.struct(keys).alias(name))
+    full = pl.DataFrame({"_i": pl.Series(range(len(reasons_out)), dtype=pl.Int64)}).join(grouped, on="_i", how="left").sort("_i")
+    return full.select(pl.coalesce(pl.col(name), pl.lit([], dtype=pl.List(dtype))).alias(name)).to_series()
+
+
+def _score_document(rows, offset, info, config, scores, labels, modes, reasons_out, map_offsets) -> None:
+    import numpy as np
+
+    raw, anchor_norm, anchor_raw, changes = info
+    anchor_norm, anchor_raw = np.asarray(anchor_norm, dtype=np.int64), np.asarray(anchor_raw, dtype=np.int64)  # once per document
+    texts = {r[1]: r[2] for r in rows}
+    norm_start = {r[1]: r[6] for r in rows}
+    toks = {r[1]: tokens(r[2]) for r in rows}
+    ctx = Context.from_tokens(toks.values())
+    glued = [c for c in (changes or []) if c["fixer"] == "quotes"]
+    for i, (_, index, text, role, partner, kind, start, words) in enumerate(rows):
+        if kind == "fragment" or (words or 0) < config.min_words:
+            continue
+        if role in ("rewrite", "verbatim") and partner is not None and partner in texts:
+            v = score_pair(texts[partner], text, context=ctx, threshold=config.threshold, min_words=config.min_words,
+                           unpaired=config.unpaired)
+        elif config.unpaired:
+            p_raw = (
+                (int(map_offsets(anchor_norm, anchor_raw, start)), int(map_offsets(anchor_norm, anchor_raw, start + len(text))))
+                if glued else (0, 0)
+            )
+            extra = [
+                Reason("quote_repaired", 0, 0, f"a glued, stray or mismatched quote mark in the raw text: '{c['before']}' "
+                       f"was repaired as '{c['after']}'",
+                       c["raw_start"], c["raw_end"])
+                for c in glued if p_raw[0] <= c["raw_start"] < p_raw[1]
+            ]
+            v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
+                           toks=toks[index])
+        else:
+            continue
+        j = offset + i
+        scores[j], labels[j], modes[j] = round(v.score, 4), v.label, v.mode
+        o_start = norm_start.get(partner) if v.mode == "paired" else None
+        out = []
+        for r in v.reasons:
+            if r.type == "quote_repaired":  # built from the normaliser's record: raw offsets already
+                out.append(_reason_row(r, r.orig_start, r.orig_end, raw, None, None, None))
+                continue
+            s, e = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [start + r.start, start + r.end]))
+            os_ = oe = None
+            if r.orig_start is not None and o_start is not None:
+                os_, oe = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [o_start + r.orig_start, o_start + r.orig_end]))
+            out.append(_reason_row(r, s, e, raw, os_, oe, raw[os_:oe] if os_ is not None else None))
+        reasons_out[j] = out
+
+
+def _reason_row(r: Reason, s: int, e: int, raw: str, os_, oe, orig_text) -> dict:
+    return {
+        "type": r.type, "start": s, "end": e, "orig_start": os_, "orig_end": oe, "text": raw[s:e],
+        "orig_text": orig_text, "explanation": r.explanation, "severity": r.severity,
+    }
+
+
+def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
+    """Score one document (``[raw, normalised, anchor_norm, anchor_raw]``) against the copy its cluster
+    kept (the same four); reason offsets are raw, into each document."""
+    from .normalise import map_offsets
+
+    raw, norm, an, ar = copy
+    o_raw, o_norm, o_an, o_ar = kept
+    v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
+    out = []
+    for r in v.reasons:
+        s, e = (int(x) for x in map_offsets(an, ar, [r.start, r.end]))
+        os_ = oe = None
+        if r.orig_start is not None:
+            os_, oe = (int(x) for x in map_offsets(o_an, o_ar, [r.orig_start, r.orig_end]))
+        out.append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
+    return round(v.score, 4), v.label, out
+
+
+def score_documents(docs, config) -> "pl.DataFrame":
+    """Score each near-duplicate document against the copy its cluster kept (paired, whole texts).
+
+    Adds garble_score, garble_label and garble_reasons (raw offsets: ``start``/``end`` into this
+    document, ``orig_start``/``orig_end`` into the kept one) to the document frame; other documents get
+    nulls and ``not scored``. This says which copy of a story is the damaged one, and how.
+    """
+    from . import schema as S
+
+    n = docs.height
+    scores: list[float | None] = [None] * n
+    labels: list[str] = [NOT_SCORED] * n
+    reasons_out: list[list[dict]] = [[] for _ in range(n)]
+    near = docs.select(pl.arg_where(pl.col(S.DUP_KIND) == "near")).to_series().to_list()
+    if near:
+        wanted = set(docs[S.DUPLICATE_OF].gather(near).to_list())
+        kept = {}
+        for i, did in enumerate(docs[S.DOC_ID].to_list()):
+            if did in wanted and did not in kept:
+                kept[did] = i
+        cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
+        for i in near:
+            j = kept.get(docs[S.DUPLICATE_OF][i])
+            if j is None:
+                continue
+            scores[i], labels[i], reasons_out[i] = score_copy([docs[c][i] for c in cols], [docs[c][j] for c in cols], config)
+    return docs.with_columns(
+        pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
+        pl.Series(S.G_LABEL, labels, dtype=pl.String),
+        reasons_series(S.G_REASONS, reasons_out),
+    )
