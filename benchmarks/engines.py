@@ -25,6 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
+from .run import _commit
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 REUTERS = ROOT.parent / "shared" / "data" / "reuters" / "dev.jsonl.gz"
@@ -106,13 +108,6 @@ def synthetic(n: int, seed: int, cache: Path) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         make_corpus(reuters_sentences(REUTERS), n, seed).select("id", "text").write_ndjson(path)
     return path
-
-
-def _commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "nocommit"
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from dedup import garble as G
+
+from .run import _commit
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -318,13 +319,6 @@ def fit(passages: list[str], frank: list[dict]) -> dict:
     G.CALIBRATION.clear()
     G.CALIBRATION.update(cal)
     return cal
-
-
-def _commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "nocommit"
 
 
 def plot_reliability(frank: dict, path: Path) -> bool:

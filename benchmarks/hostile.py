@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from .engines import _WRAP, REUTERS, _commit
+from .engines import _WRAP, REUTERS
+from .run import _commit
 
 HERE = Path(__file__).resolve().parent
 
