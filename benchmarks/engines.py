@@ -33,7 +33,8 @@ REUTERS = ROOT.parent / "shared" / "data" / "reuters" / "dev.jsonl.gz"
 KEYS = {"cleaned": ["id"], "dropped": ["id"], "annotations": ["doc_id", "passage"]}
 
 
-def _read(path: Path, fmt: str) -> pl.DataFrame:
+def read_output(path: Path, fmt: str) -> pl.DataFrame:
+    """A local engine's output file, or the part files of a Spark output folder, as one frame."""
     files = sorted(glob.glob(str(path / "part-*"))) if path.is_dir() else [str(path)]
     reader = {"parquet": pl.read_parquet, "jsonl": pl.read_ndjson}[fmt]
     return pl.concat([reader(f) for f in files], how="diagonal_relaxed")
@@ -44,7 +45,7 @@ def digests(out: Path) -> dict[str, str]:
     res = {}
     for name, key in KEYS.items():
         fmt = "parquet" if name == "annotations" else "jsonl"
-        frame = _read(out / f"{name}.{'parquet' if fmt == 'parquet' else 'jsonl'}", fmt)
+        frame = read_output(out / f"{name}.{'parquet' if fmt == 'parquet' else 'jsonl'}", fmt)
         frame = frame.select(sorted(frame.columns)).sort(key)
         res[name] = hashlib.sha256(frame.write_ndjson().encode()).hexdigest()
     return res

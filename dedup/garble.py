@@ -1085,8 +1085,10 @@ def _role_parentheses(text: str) -> list[Reason]:
 
 
 def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] | None = None,
-               threshold: float = 0.5, min_words: int = 3, unpaired: bool = True, calibration: dict | None = None) -> Verdict:
-    """Score ``rewrite`` as a copy of ``original`` (both plain strings; spans index them).
+               threshold: float = 0.5, min_words: int = 3, unpaired: bool = True, calibration: dict | None = None,
+               o_toks: list[Token] | None = None, r_toks: list[Token] | None = None) -> Verdict:
+    """Score ``rewrite`` as a copy of ``original`` (both plain strings; spans index them; their
+    :func:`tokens` may be given when already made).
 
     ``context`` is the rest of the document (texts, or a :class:`Context`): names it spells as the
     rewrite does are no misspelling. With ``unpaired`` the intrinsic detectors run on the rewrite too.
@@ -1099,7 +1101,8 @@ def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] 
     'faithful'
     """
     ctx = _as_context(context, extra=(original,))
-    o_toks, r_toks = tokens(original), tokens(rewrite)
+    o_toks = tokens(original) if o_toks is None else o_toks
+    r_toks = tokens(rewrite) if r_toks is None else r_toks
     reasons = paired_reasons(original, rewrite, ctx, o_toks=o_toks, r_toks=r_toks)
     if unpaired:
         reasons += unpaired_reasons(rewrite, ctx, r_toks)

@@ -94,7 +94,7 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
             continue
         if role in ("rewrite", "verbatim") and partner is not None and partner in texts:
             v = score_pair(texts[partner], text, context=ctx, threshold=config.threshold, min_words=config.min_words,
-                           unpaired=config.unpaired)
+                           unpaired=config.unpaired, o_toks=toks[partner], r_toks=toks[index])
         elif config.unpaired:
             p_raw = (
                 (int(map_offsets(anchor_norm, anchor_raw, start)), int(map_offsets(anchor_norm, anchor_raw, start + len(text))))

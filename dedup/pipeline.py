@@ -429,16 +429,20 @@ def _garble_stats(passages: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cleaned text per document; passage rows get their document's cluster and drop reason."""
+def cleaned_texts(docs: pl.DataFrame, passages: pl.DataFrame) -> list[str | None]:
+    """Each document's normalised text without its dropped passages (None for a dropped document)."""
     spans: dict[int, list] = {}
     for row, s, e, action in passages.select(S.ROW, S.P_NORM_START, S.P_NORM_END, S.P_ACTION).iter_rows():
         spans.setdefault(row, []).append((s, e, action == "drop"))
-    cleaned = [
+    return [
         clean_text(norm or "", spans.get(row, [])) if reason is None else None
         for row, norm, reason in docs.select(S.ROW, S.TEXT_NORM, S.DROP_REASON).iter_rows()
     ]
-    docs = docs.with_columns(pl.Series(S.TEXT_CLEAN, cleaned, dtype=pl.String))
+
+
+def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cleaned text per document; passage rows get their document's cluster and drop reason."""
+    docs = docs.with_columns(pl.Series(S.TEXT_CLEAN, cleaned_texts(docs, passages), dtype=pl.String))
     doc_cols = docs.select(S.ROW, S.CLUSTER_ID, S.DUPLICATE_OF, S.DECODE_ERROR, pl.col(S.DROP_REASON).alias("_doc_reason"))
     passages = passages.join(doc_cols, on=S.ROW, how="left").with_columns(
         pl.when(pl.col("_doc_reason").is_not_null()).then(pl.lit("drop")).otherwise(pl.col(S.P_ACTION)).alias(S.P_ACTION),

@@ -5,7 +5,6 @@ Skipped cleanly when pyspark or a Java runtime is missing; ``.ci/run`` installs 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from benchmarks.engines import read_output
 from dedup import clean, load_config
 
 from .conftest import SEED, reuters_head
@@ -37,13 +37,6 @@ def spark():
     yield s
 
 
-def _read(path: Path, fmt: str) -> pl.DataFrame:
-    """A local output file, or the part files of a Spark output directory."""
-    files = sorted(glob.glob(str(path / "part-*"))) if path.is_dir() else [str(path)]
-    reader = {"parquet": pl.read_parquet, "jsonl": pl.read_ndjson}[fmt]
-    return pl.concat([reader(f) for f in files], how="diagonal_relaxed")
-
-
 def _digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.write_ndjson().encode()).hexdigest()
 
@@ -53,8 +46,8 @@ def _same_outputs(local: Path, spark_out: Path, fmt: str = "jsonl") -> dict:
     for name, key in KEYS.items():
         f = "parquet" if name == "annotations" else fmt
         ext = "parquet" if f == "parquet" else "jsonl"
-        a = _read(local / f"{name}.{ext}", f)
-        b = _read(spark_out / f"{name}.{ext}", f)
+        a = read_output(local / f"{name}.{ext}", f)
+        b = read_output(spark_out / f"{name}.{ext}", f)
         assert sorted(a.columns) == sorted(b.columns), name
         a = a.select(sorted(a.columns)).sort(key)
         b = b.select(sorted(a.columns)).sort(key).cast(dict(a.schema), strict=False)
@@ -129,7 +122,7 @@ def test_seed_and_malformed_lines(tmp_path, spark):
     assert clean_spark(str(dups), cfg, str(tmp_path / "dups"), spark=spark)["input"]["duplicate_ids"] == \
         clean(dups, cfg).stats["input"]["duplicate_ids"] == {"ids": 2, "records": 5, "examples": [
             {"id": "a", "lines": [1, 3, 6]}, {"id": "b", "lines": [2, 5]}]}
-    dropped = _read(tmp_path / "bad" / "dropped.jsonl", "jsonl").sort("source_line")
+    dropped = read_output(tmp_path / "bad" / "dropped.jsonl", "jsonl").sort("source_line")
     assert dropped["source_line"].to_list() == [3, 4]
     assert dropped["error"][0].startswith(f"{bad} line 3: not valid JSON")
 
@@ -147,7 +140,7 @@ def test_csv_with_embedded_newlines_and_quotes(tmp_path, spark):
     stats = clean_spark(str(src), cfg, str(tmp_path / "spark"), spark=spark)
     assert stats["result"] == local.stats["result"] == {"kept": 2, "dropped": 1, "dropped_by_reason": {"exact_duplicate": 1}}
     _same_outputs(tmp_path / "local", tmp_path / "spark")
-    kept = _read(tmp_path / "spark" / "cleaned.jsonl", "jsonl").sort("id")
+    kept = read_output(tmp_path / "spark" / "cleaned.jsonl", "jsonl").sort("id")
     assert kept["text"][0].startswith('Biden said "we will respond"') and kept["source"].to_list() == ["wire", "blog"]
 
 
@@ -158,5 +151,5 @@ def test_cli_engine_option(tmp_path):
     proc = run("clean", str(src), "-o", str(tmp_path / "out"), "--engine", "spark", "--master", "local[1]")
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert "2 records: 1 kept, 1 dropped (exact_duplicate 1) on Spark local[1]" in proc.stderr.decode()
-    kept = _read(tmp_path / "out" / "cleaned.jsonl", "jsonl")
+    kept = read_output(tmp_path / "out" / "cleaned.jsonl", "jsonl")
     assert kept["id"].to_list() == ["a"]

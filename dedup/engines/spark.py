@@ -42,7 +42,7 @@ from ..garble import NOT_SCORED
 from ..garble_stage import reason_dtype, score_copy
 from ..io import EXTRA_JSON, MALFORMED, SKIP_HINT, _record_rows, detect_format, missing_text_column, parse_jsonl_line, read_input
 from ..minhash import _band_keys
-from ..pipeline import ANNOTATION_COLUMNS, add_counts, clean_text, document_stage, document_stats
+from ..pipeline import ANNOTATION_COLUMNS, add_counts, cleaned_texts, document_stage, document_stats
 
 # --- the columns that travel between the batch functions --------------------------------------
 
@@ -156,11 +156,7 @@ def _process(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
         for k, i in enumerate(eligible.tolist()):
             sigs[i] = sig[k].astype(np.int64).tolist()
             bands[i] = keys[k].tolist()
-    spans: dict[int, list] = {}
-    for row, s, e, action in passages.select(S.ROW, S.P_NORM_START, S.P_NORM_END, S.P_ACTION).iter_rows():
-        spans.setdefault(row, []).append((s, e, action == "drop"))
-    cleaned = [clean_text(norm or "", spans.get(row, [])) if reason is None else None
-               for row, norm, reason in docs.select(S.ROW, S.TEXT_NORM, S.DROP_REASON).iter_rows()]
+    cleaned = cleaned_texts(docs, passages)  # if the document stays: cluster drops come later
     nested = passages.select(S.ROW, pl.struct([pl.col(c).cast(PASSAGE.to_schema()[c]) for c in PASSAGE_COLUMNS]).alias(PASSAGES))
     nested = nested.group_by(S.ROW, maintain_order=True).agg(pl.col(PASSAGES))
     stats = [None] * docs.height
