@@ -136,6 +136,7 @@ CLUSTER_COLUMNS = {
     S.DUPLICATE_OF: pl.String,
     S.DUP_SIMILARITY: pl.Float64,
     S.DUP_KIND: pl.String,
+    S.KEPT_ROW: pl.Int64,
 }
 
 
@@ -212,6 +213,8 @@ def cluster_documents(
     dup_of: list[str | None] = [None] * n
     dup_sim: list[float | None] = [None] * n
     dup_kind: list[str | None] = [None] * n
+    kept_row: list[int | None] = [None] * n
+    rows = frame[S.ROW].to_list()
     clusters = 0
     for root, group in members.items():
         if len(group) < 2:
@@ -220,6 +223,7 @@ def cluster_documents(
         rep = min(group, key=lambda i: order[i])
         for i in group:
             cluster_id[i] = root
+            kept_row[i] = rows[rep]
             if i == rep:
                 continue
             dup_of[i] = ids[rep]
@@ -231,7 +235,7 @@ def cluster_documents(
         near_duplicates=sum(k == "near" for k in dup_kind),
     )
     stats.update({k: round(v, 4) for k, v in timings.items()})
-    values = (cluster_id, dup_of, dup_sim, dup_kind)
+    values = (cluster_id, dup_of, dup_sim, dup_kind, kept_row)
     out = frame.with_columns(
         [pl.Series(name, v, dtype=dtype) for (name, dtype), v in zip(CLUSTER_COLUMNS.items(), values)]
     )

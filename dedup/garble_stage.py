@@ -151,12 +151,14 @@ def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
     return round(v.score, 4), v.label, out
 
 
-def score_documents(docs, config) -> "pl.DataFrame":
+def score_documents(docs, config, kept=None) -> "pl.DataFrame":
     """Score each near-duplicate document against the copy its cluster kept (paired, whole texts).
 
     Adds garble_score, garble_label and garble_reasons (raw offsets: ``start``/``end`` into this
     document, ``orig_start``/``orig_end`` into the kept one) to the document frame; other documents get
-    nulls and ``not scored``. This says which copy of a story is the damaged one, and how.
+    nulls and ``not scored``. This says which copy of a story is the damaged one, and how. The kept
+    copies are looked up by row in ``kept`` (default: ``docs`` itself; a batch of a larger corpus
+    passes the copies it needs).
     """
     from . import schema as S
 
@@ -166,17 +168,14 @@ def score_documents(docs, config) -> "pl.DataFrame":
     reasons_out: list[list[dict]] = [[] for _ in range(n)]
     near = docs.select(pl.arg_where(pl.col(S.DUP_KIND) == "near")).to_series().to_list()
     if near:
-        wanted = set(docs[S.DUPLICATE_OF].gather(near).to_list())
-        kept = {}
-        for i, did in enumerate(docs[S.DOC_ID].to_list()):
-            if did in wanted and did not in kept:
-                kept[did] = i
         cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
-        for i in near:
-            j = kept.get(docs[S.DUPLICATE_OF][i])
-            if j is None:
-                continue
-            scores[i], labels[i], reasons_out[i] = score_copy([docs[c][i] for c in cols], [docs[c][j] for c in cols], config)
+        kept = docs if kept is None else kept
+        by_row = {r[0]: list(r[1:]) for r in kept.select(S.ROW, *cols).iter_rows()}
+        near_rows = docs.select(*cols, S.KEPT_ROW)[near]
+        for i, r in zip(near, near_rows.iter_rows()):
+            copy = by_row.get(r[-1])
+            if copy is not None:
+                scores[i], labels[i], reasons_out[i] = score_copy(list(r[:-1]), copy, config)
     return docs.with_columns(
         pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
         pl.Series(S.G_LABEL, labels, dtype=pl.String),

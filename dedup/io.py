@@ -199,8 +199,10 @@ def _field_error(data: dict, name: str, where: str, config: InputConfig) -> str 
     return None
 
 
-def read_jsonl(path: Path, config: InputConfig) -> pl.DataFrame:
-    records: list[dict] = []
+def _jsonl_stream(path: Path, config: InputConfig) -> Iterator[dict]:
+    """The records of a JSONL file (.gz looked through) one at a time, each with its line number. A
+    file that ends early or is damaged yields the records before the damage, then one malformed record
+    naming where it stopped (or, under ``on_error = "raise"``, raises)."""
     line_no = 0
     try:
         with _open_bytes(path) as fh:
@@ -212,14 +214,13 @@ def read_jsonl(path: Path, config: InputConfig) -> pl.DataFrame:
                 lines = fh
             for line_no, raw in enumerate(lines, 1):
                 if raw.strip():
-                    records.append(parse_jsonl_line(raw, line_no, str(path), config))
+                    yield parse_jsonl_line(raw, line_no, str(path), config)
     except (OSError, EOFError, zlib.error) as exc:  # includes a truncated .gz
         msg = f"{path}: the file ends early or is damaged after line {line_no} ({exc})"
         if config.on_error == "raise":
             raise InputError(f"{msg}; check that the file is complete, or pass --on-error skip to keep the "
                              f"records before the damage") from None
-        records.append({"line": line_no + 1, "error": msg, "data": None})  # the damage itself is a dropped record
-    return _record_rows(iter(records), str(path), config)
+        yield {"line": line_no + 1, "error": msg, "data": None}  # the damage itself is a dropped record
 
 
 def missing_text_column(name: str, text_field: str, columns: list[str]) -> InputError:
@@ -229,71 +230,174 @@ def missing_text_column(name: str, text_field: str, columns: list[str]) -> Input
     )
 
 
-def _table_rows(table: pl.DataFrame, name: str, config: InputConfig, decode_error: bool = False) -> pl.DataFrame:
-    if config.text_field not in table.columns:
-        raise missing_text_column(name, config.text_field, table.columns)
-    if table.schema[config.text_field] not in (pl.String, pl.Null):
+def _check_table(schema, name: str, config: InputConfig) -> None:
+    if config.text_field not in schema:
+        raise missing_text_column(name, config.text_field, list(schema))
+    if schema[config.text_field] not in (pl.String, pl.Null):
         raise InputError(
-            f"{name}: column {config.text_field!r} is {table.schema[config.text_field]}, not text; "
+            f"{name}: column {config.text_field!r} is {schema[config.text_field]}, not text; "
             f"point input.text_field at a text column"
         )
-    records = (
-        {"line": i + 1, "data": rec, "error": None, "decode_error": decode_error}
-        for i, rec in enumerate(table.iter_rows(named=True))
-    )
-    return _record_rows(records, name, config)
 
 
-def read_parquet(path: Path, config: InputConfig) -> pl.DataFrame:
+def _parquet_stream(path: Path, config: InputConfig, chunk: int) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
     try:
-        table = pl.read_parquet(path)
+        reader = pq.ParquetFile(path)
+        _check_table(pl.from_arrow(reader.schema_arrow.empty_table()).schema, str(path), config)
+        first = 0
+        for batch in reader.iter_batches(batch_size=chunk):
+            table = pl.from_arrow(batch)
+            for i, rec in enumerate(table.iter_rows(named=True)):
+                yield {"row": first + i, "line": first + i + 1, "data": rec, "error": None}
+            first += table.height
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    return _table_rows(table, str(path), config)
+    except Exception as exc:  # pyarrow's own errors (ArrowInvalid) derive from ValueError
+        if type(exc).__module__.startswith("pyarrow"):
+            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise
 
 
-def read_csv(source: Path | bytes, config: InputConfig, name: str) -> pl.DataFrame:
-    data = source.read_bytes() if isinstance(source, Path) else source
-    if not data.strip():
-        return _record_rows(iter(()), name, config)  # an empty file holds no records
-    text, bad = _decode(data)  # BOMs, UTF-16, Windows-1252 bytes: as every other reader (flagged per file)
+_CHUNK_BYTES = 1 << 24
+
+
+def _utf8_copy(path: Path) -> tuple[Path | None, bool]:
+    """A CSV file's bytes as UTF-8 without a BOM, for the CSV parser: None when the file already is
+    (it is read in place), else a temporary UTF-8 copy. Also whether some bytes were not valid in
+    the file's encoding (a BOM names it; else UTF-8, other bytes read as Windows-1252, as
+    :func:`_decode` does). The file is read in chunks, so it need not fit in memory."""
+    with open(path, "rb") as fh:
+        enc = utf_bom(fh.read(4))
+    if enc is None:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(_CHUNK_BYTES):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            return None, False
+        except UnicodeDecodeError:
+            enc = "utf-8"
+    bad = False
+    for errors in ("strict", "dedup_cp1252" if enc == "utf-8" else "replace"):
+        fd, tmp = tempfile.mkstemp(prefix="dedup-csv-", suffix=".csv")
+        try:
+            decoder = codecs.getincrementaldecoder(enc)(errors=errors)
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(_CHUNK_BYTES):
+                    dst.write(decoder.decode(chunk).encode("utf-8"))
+                dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+            return Path(tmp), bad
+        except UnicodeDecodeError:
+            Path(tmp).unlink(missing_ok=True)
+            bad = True
+    raise AssertionError("unreachable: the last pass replaces what it cannot decode")
+
+
+def _csv_stream(path: Path, config: InputConfig, chunk: int) -> Iterator[dict]:
+    if not _has_content(path):
+        return  # an empty file holds no records
+    copy, bad = _utf8_copy(path)
     try:
-        table = pl.read_csv(text.encode("utf-8"), infer_schema=False)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise InputError(f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    return _table_rows(table, name, config, decode_error=bad)
+        lazy = pl.scan_csv(copy or path, infer_schema=False)
+        first = 0
+        try:
+            _check_table(lazy.collect_schema(), str(path), config)
+            batches = lazy.collect_batches(chunk_size=chunk)
+            for table in batches:
+                for i, rec in enumerate(table.iter_rows(named=True)):
+                    yield {"row": first + i, "line": first + i + 1, "data": rec, "error": None, "decode_error": bad}
+                first += table.height
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise InputError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    finally:
+        if copy is not None:
+            copy.unlink(missing_ok=True)
 
 
-def read_txt(path: Path, config: InputConfig) -> pl.DataFrame:
+def _has_content(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _txt_stream(path: Path, config: InputConfig) -> Iterator[dict]:
     files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
     if path.is_dir() and not files:
         raise InputError(f"{path}: the directory holds no .txt files; give a file or a directory of .txt files")
-    records = []
     for i, f in enumerate(files):
         text, bad = _decode(f.read_bytes())
         doc_id = f.relative_to(path).as_posix() if path.is_dir() else f.stem
-        records.append({"line": i + 1, "data": {config.id_field: doc_id, config.text_field: text}, "decode_error": bad})
-    return _record_rows(iter(records), str(path), config)
+        yield {"line": i + 1, "data": {config.id_field: doc_id, config.text_field: text}, "decode_error": bad}
+
+
+def _stdin_records(config: InputConfig) -> tuple[Iterator[dict], str]:
+    data = sys.stdin.buffer.read()
+    if data.lstrip()[:1] == b"{":
+        return _jsonl_records(io.BytesIO(data), "<stdin>", config), "jsonl"
+    text, bad = _decode(data)
+    return iter([{"line": 1, "data": {config.id_field: "stdin", config.text_field: text}, "decode_error": bad}]), "txt"
+
+
+def _batched(records: Iterator[dict], name: str, config: InputConfig, documents: int, chars: int) -> Iterator[pl.DataFrame]:
+    """Records grouped into document frames of at most ``documents`` records and about ``chars``
+    characters of text (a longer record is a batch of its own); rows count over the whole input."""
+    batch: list[dict] = []
+    size = 0
+    for k, rec in enumerate(records):
+        rec.setdefault("row", k)
+        text = (rec.get("data") or {}).get(config.text_field)
+        n = len(text) if isinstance(text, str) else 0
+        if batch and (len(batch) >= documents or size + n > chars):
+            yield _record_rows(iter(batch), name, config)
+            batch, size = [], 0
+        batch.append(rec)
+        size += n
+    if batch:
+        yield _record_rows(iter(batch), name, config)
+
+
+UNBOUNDED = 10**18
+
+
+def iter_input(source: str | Path, config: InputConfig | None = None, *, batch_documents: int = UNBOUNDED,
+               batch_chars: int = UNBOUNDED) -> tuple[str, Iterator[pl.DataFrame]]:
+    """The format read and the corpus as document frames of bounded size, rows numbered over the
+    whole input. JSONL (.gz), Parquet, CSV and folders of .txt files are read as they are consumed,
+    so only one batch is in memory; stdin is read whole. Each batch infers the types of the other
+    fields of its own records."""
+    config = config or InputConfig()
+    fmt = detect_format(source, config.format)
+    chunk = max(1, min(batch_documents, 10_000))
+    if fmt == "stdin":
+        records, fmt = _stdin_records(config)
+        name = "<stdin>"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory; check the input path")
+        name = str(path)
+        records = {
+            "jsonl": lambda: _jsonl_stream(path, config),
+            "parquet": lambda: _parquet_stream(path, config, chunk),
+            "csv": lambda: _csv_stream(path, config, chunk),
+            "txt": lambda: _txt_stream(path, config),
+        }[fmt]()
+    return fmt, _batched(records, name, config, batch_documents, batch_chars)
 
 
 def read_input(source: str | Path, config: InputConfig | None = None) -> tuple[pl.DataFrame, str]:
     """Read a corpus into the document frame; return it and the format read."""
     config = config or InputConfig()
-    fmt = detect_format(source, config.format)
-    if fmt == "stdin":
-        data = sys.stdin.buffer.read()
-        if data.lstrip()[:1] == b"{":
-            return _record_rows(_jsonl_records(io.BytesIO(data), "<stdin>", config), "<stdin>", config), "jsonl"
-        text, bad = _decode(data)
-        rec = {"line": 1, "data": {config.id_field: "stdin", config.text_field: text}, "decode_error": bad}
-        return _record_rows(iter([rec]), "<stdin>", config), "txt"
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory; check the input path")
-    readers = {"jsonl": read_jsonl, "parquet": read_parquet, "txt": read_txt}
-    if fmt == "csv":
-        return read_csv(path, config, str(path)), fmt
-    return readers[fmt](path, config), fmt
+    fmt, batches = iter_input(source, config)
+    frames = list(batches)
+    if not frames:
+        return _record_rows(iter(()), "<stdin>" if str(source) == "-" else str(source), config), fmt
+    return frames[0], fmt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,24 +423,92 @@ def write_atomic(path: Path, writer) -> None:
         raise
 
 
+def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested columns (lists, structs) as JSON text: CSV has no nested values."""
+    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Struct)]
+    return frame.with_columns(
+        pl.Series(c, [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in frame[c].to_list()])
+        for c in nested
+    )
+
+
+GROUP_BYTES = 10**6
+
+
+class FrameWriter:
+    """One output file written a frame at a time, in order; it appears under its name only when
+    :meth:`close` finishes (temporary name, then rename). JSONL and CSV are appended as they come;
+    Parquet frames are kept as parts beside the target and joined under one schema wide enough for
+    all of them (a column that is null in one batch and text in another is text)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = path, fmt
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = atomic_path(path)
+        self.parts: list[Path] = []
+        self.fh = open(self.tmp, "wb") if fmt in ("jsonl", "csv") else None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self.fmt == "jsonl":
+            frame.write_ndjson(self.fh)
+        elif self.fmt == "csv":
+            _csv_ready(frame).write_csv(self.fh, include_header=self.fh.tell() == 0)
+        else:
+            part = self.tmp.with_name(f"{self.tmp.name}.{len(self.parts):06d}")
+            frame.write_parquet(part)
+            self.parts.append(part)
+
+    def close(self) -> None:
+        try:
+            if self.fh is not None:
+                self.fh.close()
+            elif len(self.parts) == 1:
+                os.replace(self.parts.pop(), self.tmp)
+            else:
+                self._join_parts()
+            os.replace(self.tmp, self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.fh is not None and not self.fh.closed:
+            self.fh.close()
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+        self.tmp.unlink(missing_ok=True)
+
+    def _join_parts(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.parts:
+            pl.DataFrame().write_parquet(self.tmp)
+            return
+        # one schema wide enough for every part (a column null in one part and text in another is
+        # text), then the parts copied a record batch at a time
+        schema = pa.unify_schemas([pq.read_schema(p) for p in self.parts], promote_options="permissive")
+        # parts are gathered into row groups of about GROUP_BYTES: the writer keeps metadata for
+        # every write, so writing thousands of small parts one by one would hold memory per part
+        held: list = []
+        with pq.ParquetWriter(self.tmp, schema) as writer:
+            for part in self.parts:
+                held.append(pl.read_parquet(part).to_arrow().cast(schema))
+                if sum(t.nbytes for t in held) >= GROUP_BYTES:
+                    writer.write_table(pa.concat_tables(held))
+                    held = []
+            if held:
+                writer.write_table(pa.concat_tables(held))
+
+
 def write_frame(frame: pl.DataFrame, path: Path, fmt: str) -> None:
     """Write a frame as JSONL, Parquet or CSV, atomically."""
-    if fmt == "csv":
-        nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Struct)]
-        frame = frame.with_columns(
-            pl.Series(c, [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in frame[c].to_list()])
-            for c in nested
-        )
-
-    def writer(tmp: Path) -> None:
-        if fmt == "jsonl":
-            frame.write_ndjson(tmp)
-        elif fmt == "parquet":
-            frame.write_parquet(tmp)
-        else:
-            frame.write_csv(tmp)
-
-    write_atomic(path, writer)
+    writer = FrameWriter(path, fmt)
+    try:
+        writer.write(frame)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import polars as pl
 from datasketch import MinHash
 
 SCHEME = "affine32"
@@ -75,7 +74,7 @@ def signatures(shingle_sets: list[set[str]], num_perm: int, seed: int) -> np.nda
     return out
 
 
-def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit key per (row, band): a mix of the band's hash values, shape ``(n, bands)``.
 
     Column ``b*rows + r`` is value ``r`` of band ``b``, so ``sig[:, r::rows]`` holds value ``r`` of
@@ -107,29 +106,41 @@ def lsh_pairs(
     n = sig.shape[0]
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
-    keys = _band_keys(sig, bands, rows)
+    keys = band_keys(sig, bands, rows)
+    return bucket_pairs(lambda band: keys[:, band], n, bands, groups, max_bucket)
+
+
+def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = None, max_bucket: int = 10**9) -> np.ndarray:
+    """The pairs of :func:`lsh_pairs` from band keys: ``key_of_band(b)`` gives band ``b``'s key of each
+    of the ``n`` rows (from memory, or read from disk one band at a time).
+
+    Each band is sorted (group, key, row); a run of equal keys is a bucket. Memory stays at a few
+    arrays of ``n`` plus the distinct pairs found so far, whatever the number of bands.
+    """
+    if n < 2:
+        return np.empty((0, 2), dtype=np.int64)
     g = groups if groups is not None else np.zeros(n, dtype=np.int64)
     ids = np.arange(n, dtype=np.int64)
-    found = []
-    for band in range(bands):  # one band at a time: memory stays at a few arrays of n
-        frame = pl.DataFrame({"g": g, "key": keys[:, band], "i": ids})
-        frame = frame.with_columns(pl.len().over("g", "key").alias("size")).filter(pl.col("size") > 1)
-        if not frame.height:
-            continue
-        small = frame.filter(pl.col("size") <= max_bucket).drop("size")
-        found.append(
-            small.join(small, on=["g", "key"], suffix="_j")
-            .filter(pl.col("i") < pl.col("i_j"))
-            .select(pl.col("i"), pl.col("i_j").alias("j"))
-        )
-        big = frame.filter(pl.col("size") > max_bucket).sort("g", "key", "i")
-        if big.height:
-            chain = big.with_columns(pl.col("i").shift(-1).over("g", "key").alias("j")).drop_nulls("j")
-            found.append(chain.select("i", pl.col("j").cast(pl.Int64)))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    pairs = pl.concat(found).unique().sort("i", "j")
-    return pairs.to_numpy().reshape(-1, 2)
+    found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
+    for band in range(bands):
+        keys = key_of_band(band)
+        order = np.lexsort((ids, keys, g))
+        k, gg = keys[order], g[order]
+        del keys
+        start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])])
+        size = np.diff(np.r_[start, n])
+        parts = []
+        for m in np.unique(size[(size >= 2) & (size <= max_bucket)]).tolist():
+            first = start[size == m]
+            a, b = np.triu_indices(m, 1)
+            parts.append(order[first[:, None] + a].ravel() * n + order[first[:, None] + b].ravel())
+        big = start[size > max_bucket]
+        if len(big):  # the chain of each big bucket's sorted members
+            at = np.concatenate([np.arange(s, s + m - 1) for s, m in zip(big.tolist(), size[size > max_bucket].tolist())])
+            parts.append(order[at] * n + order[at + 1])
+        if parts:
+            found = np.union1d(found, np.concatenate(parts))
+    return np.column_stack([found // n, found % n]).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -225,6 +225,8 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
         chars = passages[S.P_TEXT].str.len_chars().fill_null(0).to_numpy()
         for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages, chars, config.batch_chars):
             batch = passages.slice(lo, hi - lo)
+            if not _eligible(batch, config).any():
+                continue
             for k, value in _assign_pairs(batch, config).items():
                 for target, v in zip((partner, kind, role, sim, jac), value):
                     target[lo + k] = v
@@ -246,8 +248,11 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
 
 
 def _eligible(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
-    """Which passages take part in pairing: no fragments, at least ``min_words`` words."""
-    return ((passages[S.P_KIND] != "fragment") & (passages[S.P_WORDS] >= config.min_words)).to_numpy()
+    """Which passages take part in pairing: no fragments, at least ``min_words`` words, and another
+    such passage in the same document (a passage alone in its document has nothing to pair with, so
+    it is not shingled at all)."""
+    ok = (pl.col(S.P_KIND) != "fragment") & (pl.col(S.P_WORDS) >= config.min_words)
+    return passages.select(ok & (ok.sum().over(S.ROW) >= 2)).to_series().to_numpy()
 
 
 def _neighbour_rank(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:

@@ -15,7 +15,7 @@ from .cluster import cluster_documents
 from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
-from .io import INTERNAL, MALFORMED, read_input, write_frame, write_text
+from .io import INTERNAL, MALFORMED, read_input, write_atomic, write_frame, write_text
 from .normalise import normalise
 from .pairs import find_pairs
 from .segment import segment
@@ -67,9 +67,11 @@ class Result:
         return pl.concat([frame, extra], how="horizontal")
 
     def report(self) -> str:
-        from .report import markdown_report
+        from .report import markdown_report, report_samples
 
-        return markdown_report(self)
+        samples = report_samples(self.documents, self.passages, self.config.output.report_examples)
+        texts = dict(self.documents.select(S.ROW, S.TEXT_NORM).filter(pl.col(S.ROW).is_in(samples["near"][S.KEPT_ROW].implode())).iter_rows())
+        return markdown_report(self.stats, self.config, samples, texts)
 
     def write(self, out_dir: str | Path, fmt: str | None = None) -> dict[str, Path]:
         """Write the cleaned corpus, ``dropped.*``, ``dropped_passages.*``, annotations, report and stats.
@@ -81,8 +83,7 @@ class Result:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "stats.json").unlink(missing_ok=True)
-        for stale in out.glob(".*.tmp"):  # temporary files of a run that was killed
-            stale.unlink(missing_ok=True)
+        remove_stale(out)
         fmt = fmt or self.config.output.format
         if fmt == "same":
             fmt = self.input_format if self.input_format in ("jsonl", "parquet", "csv") else "jsonl"
@@ -257,6 +258,15 @@ def add_counts(a: dict, b: dict) -> dict:
     return out
 
 
+ROW_GROUP = 256  # documents per Parquet row group in the work folder
+
+
+def remove_stale(out: Path) -> None:
+    """Remove the temporary files a killed run left in an output folder."""
+    for stale in [*out.glob(".*.tmp"), *out.glob(".*.tmp.*")]:
+        stale.unlink(missing_ok=True)
+
+
 class Checkpoints:
     """Per-batch results of the document stage in a work folder, so that a killed run can resume.
 
@@ -283,16 +293,26 @@ class Checkpoints:
             write_text(manifest, json.dumps({"fingerprint": fingerprint}) + "\n")
         self.reused = 0
 
+    def path(self, kind: str, k: int, ext: str = "parquet") -> Path:
+        return self.folder / f"{kind}-{k:06d}.{ext}"
+
+    def done(self, k: int) -> bool:
+        return self.path("docs", k).exists()
+
     def load(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-        d, p = self.folder / f"docs-{k:06d}.parquet", self.folder / f"passages-{k:06d}.parquet"
-        if d.exists() and p.exists():
+        if self.done(k):
             self.reused += 1
-            return pl.read_parquet(d), pl.read_parquet(p)
+            return pl.read_parquet(self.path("docs", k)), pl.read_parquet(self.path("passages", k))
         return None
 
-    def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame) -> None:
-        write_frame(passages, self.folder / f"passages-{k:06d}.parquet", "parquet")
-        write_frame(docs, self.folder / f"docs-{k:06d}.parquet", "parquet")  # last: it marks the batch done
+    def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
+        """Save a batch; ``extra`` maps file names (``"keys-000003.parquet"``) to writers ``fn(tmp_path)``.
+        The documents are written last: their file marks the batch done. They are stored in row
+        groups of :data:`ROW_GROUP` documents, so that a few of them can be read back alone."""
+        write_frame(passages, self.path("passages", k), "parquet")
+        for name, writer in (extra or {}).items():
+            write_atomic(self.folder / name, writer)
+        write_atomic(self.path("docs", k), lambda tmp: docs.write_parquet(tmp, row_group_size=ROW_GROUP))
 
     def remove(self) -> None:
         import shutil
@@ -331,18 +351,8 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
     return pl.concat(docs_parts, how="vertical_relaxed"), pl.concat(passage_parts, how="vertical_relaxed")
 
 
-def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False,
-        checkpoints: Checkpoints | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Run every stage on a document frame; return documents, passages and stats."""
-    stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
-
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
+def stage_timer(stats: dict[str, Any], bar=None):
+    """``timed(name, fn, *args)``: run ``fn`` and add its seconds to ``stats[name]["seconds"]``."""
 
     def timed(name: str, fn, *args, **kwargs):
         if bar is not None:
@@ -355,6 +365,57 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
             bar.update(1)
         return out
 
+    return timed
+
+
+def finish_documents(docs: pl.DataFrame, passages: pl.DataFrame, config: PipelineConfig, timed=_untimed,
+                     kept: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """After clustering: drop reasons of copies, garble scores of near duplicates (against the copies
+    their clusters kept, looked up in ``kept``, default ``docs``), cleaned text, and each passage's
+    document verdict. Per document, given its cluster columns, so it runs on any batch."""
+    reason = (
+        pl.when(pl.col(S.DROP_REASON).is_not_null()).then(pl.col(S.DROP_REASON))
+        .when(pl.col(S.DUP_KIND) == "exact").then(pl.lit(S.REASON_EXACT))
+        .when(pl.col(S.DUP_KIND) == "near").then(pl.lit(S.REASON_NEAR))
+        .otherwise(None)
+    )
+    docs = docs.with_columns(reason.alias(S.DROP_REASON))
+    if config.garble.enabled:
+        docs = timed("garble", score_documents, docs, config.garble, kept)
+    else:
+        docs = _unscored(docs).drop(S.G_MODE)
+    return timed("output", _finish, docs, passages)
+
+
+def result_counts(docs: pl.DataFrame) -> dict[str, Any]:
+    """Kept and dropped records, by reason (sums over documents: batches add up)."""
+    counts = docs[S.DROP_REASON].fill_null("kept").value_counts(sort=True)
+    by_reason = {k: int(v) for k, v in counts.iter_rows()}
+    kept = by_reason.pop("kept", 0)
+    return {"kept": kept, "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason}
+
+
+def check_accounting(stats: dict[str, Any]) -> None:
+    res = stats["result"]
+    res["dropped_by_reason"] = dict(sorted(res["dropped_by_reason"].items(), key=lambda kv: (-kv[1], kv[0])))
+    if res["kept"] + res["dropped"] != stats["input"]["records"]:  # the accounting invariant
+        raise AssertionError("kept + dropped != input: a record was lost")
+
+
+def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False,
+        checkpoints: Checkpoints | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Run every stage on a document frame; return documents, passages and stats."""
+    stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
+
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
+    timed = stage_timer(stats, bar)
+
     docs, passages = _staged(documents, config, checkpoints, timed, progress)
     if checkpoints is not None:
         stats["input"]["resumed_batches"] = checkpoints.reused
@@ -366,32 +427,13 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
     )
     stats["cluster"].update(cstats)
-    reason = (
-        pl.when(pl.col(S.DROP_REASON).is_not_null()).then(pl.col(S.DROP_REASON))
-        .when(pl.col(S.DUP_KIND) == "exact").then(pl.lit(S.REASON_EXACT))
-        .when(pl.col(S.DUP_KIND) == "near").then(pl.lit(S.REASON_NEAR))
-        .otherwise(None)
-    )
-    docs = docs.with_columns(reason.alias(S.DROP_REASON))
+    docs, passages = finish_documents(docs, passages, config, timed)
     if config.garble.enabled:
-        t0 = time.perf_counter()
-        docs = score_documents(docs, config.garble)
-        stats["garble"]["seconds"] = round(stats["garble"]["seconds"] + time.perf_counter() - t0, 4)
         stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
-    else:
-        docs = _unscored(docs).drop(S.G_MODE)
-
-    t0 = time.perf_counter()
-    docs, passages = _finish(docs, passages)
-    stats["output"] = {"seconds": round(time.perf_counter() - t0, 4)}
     if bar is not None:
         bar.close()
-    counts = docs[S.DROP_REASON].fill_null("kept").value_counts(sort=True)
-    by_reason = {k: int(v) for k, v in counts.iter_rows()}
-    kept = by_reason.pop("kept", 0)
-    stats["result"] = {"kept": kept, "dropped": sum(by_reason.values()), "dropped_by_reason": by_reason}
-    if kept + stats["result"]["dropped"] != documents.height:  # the accounting invariant
-        raise AssertionError("kept + dropped != input: a record was lost")
+    stats["result"] = result_counts(docs)
+    check_accounting(stats)
     return docs, passages, stats
 
 

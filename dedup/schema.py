@@ -30,6 +30,7 @@ CLUSTER_ID = "cluster_id"
 DUPLICATE_OF = "duplicate_of"
 DUP_SIMILARITY = "duplicate_similarity"
 DUP_KIND = "duplicate_kind"  # "exact" or "near"
+KEPT_ROW = "_kept_row"  # ROW of the copy its cluster kept (internal)
 
 # final
 TEXT_CLEAN = "text_clean"

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,33 @@ def reuters_head(tmp: Path, n: int) -> Path:
                 break
             dst.write(line)
     return out
+
+
+def cli(*args, env=None) -> subprocess.CompletedProcess:
+    """``python -m dedup ARGS`` in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "dedup", *map(str, args)], capture_output=True, env=env, cwd=ROOT)
+
+
+def without_seconds(text: str) -> str:
+    """stats.json and report.md name wall times; everything else in them must repeat."""
+    text = re.sub(r'"(\w*seconds\w*)": [0-9.]+', r'"\1": 0', text)
+    text = re.sub(r"\| (\w+) \| [0-9.]+ \|", r"| \1 | 0 |", text)
+    return re.sub(r"Scoring took [0-9.]+ s, [0-9.]+% of the run", "Scoring took 0 s", text)
+
+
+def kill_after_batches(src: Path, out: Path, setting: list[str], batches: int) -> int:
+    """Start ``dedup clean src -o out SETTING``, ``kill -9`` it once ``batches`` batches are
+    checkpointed, check that it left no manifest, and return how many batches it finished."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "-q", *setting], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = out / ".dedup-work"
+    deadline = time.time() + 120
+    while not (work / f"docs-{batches - 1:06d}.parquet").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (out / "stats.json").exists()
+    return len(list(work.glob("docs-*.parquet")))

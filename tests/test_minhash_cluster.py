@@ -218,3 +218,32 @@ def test_fast_path_on_empty_batches():
             sets = ShingleSets.from_spans(texts, kind, 3)
             assert len(sets) == len(texts)
             assert fast_signatures(sets, 16, 1).shape == (len(texts), 16)
+
+
+def _buckets_by_hand(keys: np.ndarray, groups: np.ndarray, max_bucket: int) -> list[tuple[int, int]]:
+    """The definition of the LSH candidates, one dict per band: every pair of a bucket of at most
+    ``max_bucket`` rows, the chain of a larger one's sorted members."""
+    found = set()
+    for band in range(keys.shape[1]):
+        buckets: dict[tuple, list[int]] = {}
+        for i in range(keys.shape[0]):
+            buckets.setdefault((int(groups[i]), int(keys[i, band])), []).append(i)
+        for members in buckets.values():
+            if len(members) <= max_bucket:
+                found |= set(itertools.combinations(members, 2))
+            else:
+                found |= set(zip(members, members[1:]))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bucket_pairs_equal_their_definition(seed):
+    from dedup.minhash import bucket_pairs
+
+    rng = np.random.default_rng(seed)
+    n, bands = int(rng.integers(2, 300)), int(rng.integers(1, 6))
+    keys = rng.integers(0, int(rng.integers(2, 40)), size=(n, bands)).astype(np.uint64)
+    groups = rng.integers(0, 3, size=n)
+    max_bucket = int(rng.integers(2, 12))
+    got = bucket_pairs(lambda b: keys[:, b], n, bands, groups, max_bucket)
+    assert [tuple(p) for p in got.tolist()] == _buckets_by_hand(keys, groups, max_bucket)

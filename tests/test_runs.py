@@ -21,20 +21,9 @@ from hypothesis import strategies as st
 
 from dedup import clean, load_config
 
-from .conftest import REUTERS, ROOT, SEED, need, reuters_head
+from .conftest import REUTERS, ROOT, SEED, cli as _cli, kill_after_batches, need, reuters_head, without_seconds as _without_seconds
 
 DATA_FILES = ("cleaned.jsonl", "dropped.jsonl", "dropped_passages.jsonl", "annotations.parquet")
-
-
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "dedup", *map(str, args)], capture_output=True, env=env, cwd=ROOT)
-
-
-def _without_seconds(text: str) -> str:
-    """stats.json and report.md name wall times; everything else in them must repeat."""
-    text = re.sub(r'"(\w*seconds\w*)": [0-9.]+', r'"\1": 0', text)
-    text = re.sub(r"\| (\w+) \| [0-9.]+ \|", r"| \1 | 0 |", text)
-    return re.sub(r"Scoring took [0-9.]+ s, [0-9.]+% of the run", "Scoring took 0 s", text)
 
 
 def test_same_input_same_bytes(tmp_path):
@@ -203,16 +192,8 @@ def test_resume_after_kill_gives_the_same_bytes(tmp_path):
     setting = ["--set", "output.checkpoint_documents=1000"]
     assert _cli("clean", src, "-o", tmp_path / "whole", "-q", *setting).returncode == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "-q", *setting], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".dedup-work"
-    deadline = time.time() + 120
-    while not (work / "docs-000002.parquet").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (out / "stats.json").exists()
-    done = len(list(work.glob("docs-*.parquet")))
+    done = kill_after_batches(src, out, setting, 3)
     assert 3 <= done < 11
     # resuming with another config is refused, with the fix
     bad = _cli("clean", src, "-o", out, "-q", "--resume", "--set", "output.checkpoint_documents=500")

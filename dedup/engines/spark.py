@@ -41,7 +41,7 @@ from ..errors import DedupError, InputError
 from ..garble import NOT_SCORED
 from ..garble_stage import reason_dtype, score_copy
 from ..io import EXTRA_JSON, MALFORMED, SKIP_HINT, _record_rows, detect_format, missing_text_column, parse_jsonl_line, read_input
-from ..minhash import _band_keys
+from ..minhash import band_keys
 from ..pipeline import ANNOTATION_COLUMNS, add_counts, cleaned_texts, document_stage, document_stats
 
 # --- the columns that travel between the batch functions --------------------------------------
@@ -152,7 +152,7 @@ def _process(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
     if cc.enabled and len(eligible):
         texts = docs[S.TEXT_NORM].gather(eligible).to_list()
         sig = signatures_of(texts, cc)
-        keys = _band_keys(sig, cc.bands, cc.rows).view(np.int64)
+        keys = band_keys(sig, cc.bands, cc.rows).view(np.int64)
         for k, i in enumerate(eligible.tolist()):
             sigs[i] = sig[k].astype(np.int64).tolist()
             bands[i] = keys[k].tolist()
@@ -236,6 +236,7 @@ def link_members():
             yield pa.RecordBatch.from_pydict({
                 S.ROW: batch.column(S.ROW), S.CLUSTER_ID: batch.column("root"), S.DUPLICATE_OF: batch.column("kept_id"),
                 S.DUP_SIMILARITY: pa.array(sims, pa.float64()), S.DUP_KIND: pa.array(kinds, pa.string()),
+                S.KEPT_ROW: batch.column("kept_row"),
             })
 
     return fn
@@ -446,10 +447,11 @@ def _members(spark, processed, edges, config: PipelineConfig, stats: dict):
     )
     others = linked.filter(F.col(S.ROW) != F.col("kept_row")).mapInArrow(
         link_members(), f"{S.ROW} long, {S.CLUSTER_ID} long, {S.DUPLICATE_OF} string, "
-                        f"{S.DUP_SIMILARITY} double, {S.DUP_KIND} string")
+                        f"{S.DUP_SIMILARITY} double, {S.DUP_KIND} string, {S.KEPT_ROW} long")
     heads = linked.filter(F.col(S.ROW) == F.col("kept_row")).select(
         S.ROW, F.col("root").alias(S.CLUSTER_ID), F.lit(None).cast("string").alias(S.DUPLICATE_OF),
-        F.lit(None).cast("double").alias(S.DUP_SIMILARITY), F.lit(None).cast("string").alias(S.DUP_KIND))
+        F.lit(None).cast("double").alias(S.DUP_SIMILARITY), F.lit(None).cast("string").alias(S.DUP_KIND),
+        F.col(S.ROW).alias(S.KEPT_ROW))
     out = others.unionByName(heads).cache()
     counts = {r[0]: r[1] for r in out.groupBy(S.DUP_KIND).count().collect()}
     stats.update(clusters=counts.get(None, 0), exact_duplicates=counts.get("exact", 0), near_duplicates=counts.get("near", 0))
@@ -492,9 +494,9 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
     docs = processed.join(members, S.ROW, "left").withColumn(S.DROP_REASON, reason)
     if config.garble.enabled:
         cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
-        near = docs.filter(F.col(S.DUP_KIND) == "near").select(S.ROW, S.DUPLICATE_OF, *cols)
-        kept = processed.select(F.col(S.DOC_ID).alias(S.DUPLICATE_OF), *[F.col(c).alias("kept_" + c) for c in cols]).dropDuplicates([S.DUPLICATE_OF])
-        scored = near.join(kept, S.DUPLICATE_OF).drop(S.DUPLICATE_OF).mapInArrow(score_copies(config.garble), spark_schema(GARBLE_DOC))
+        near = docs.filter(F.col(S.DUP_KIND) == "near").select(S.ROW, S.KEPT_ROW, *cols)
+        kept = processed.select(F.col(S.ROW).alias(S.KEPT_ROW), *[F.col(c).alias("kept_" + c) for c in cols])
+        scored = near.join(kept, S.KEPT_ROW).drop(S.KEPT_ROW).mapInArrow(score_copies(config.garble), spark_schema(GARBLE_DOC))
         docs = docs.join(scored, S.ROW, "left").withColumn(S.G_LABEL, F.coalesce(F.col(S.G_LABEL), F.lit(NOT_SCORED)))
         docs = docs.withColumn(S.G_REASONS, F.coalesce(F.col(S.G_REASONS), F.array().cast(_reasons_type())))
     else:
@@ -624,11 +626,11 @@ def _write_stats_and_report(spark, docs, annotations, stats: dict, config: Pipel
     from ..pipeline import Result
 
     n = max(1, config.output.report_examples) * 20
-    cols = [S.ROW, S.DOC_ID, S.TEXT_NORM, S.NORM_CHANGES, S.DUP_KIND, S.DUP_SIMILARITY, S.DUPLICATE_OF]
+    cols = [S.ROW, S.DOC_ID, S.TEXT_NORM, S.NORM_CHANGES, S.DUP_KIND, S.DUP_SIMILARITY, S.DUPLICATE_OF, S.KEPT_ROW]
     changed = docs.filter(F.size(S.NORM_CHANGES) > 0).orderBy(S.ROW).limit(n)
     near = docs.filter(F.col(S.DUP_KIND).isNotNull()).orderBy(S.DUP_SIMILARITY).limit(n)
-    kept_ids = [r[0] for r in near.select(S.DUPLICATE_OF).distinct().collect()]
-    reps = docs.filter(F.col(S.DOC_ID).isin(kept_ids)) if kept_ids else docs.limit(0)
+    kept_rows = [r[0] for r in near.select(S.KEPT_ROW).distinct().collect()]
+    reps = docs.filter(F.col(S.ROW).isin(kept_rows)) if kept_rows else docs.limit(0)
     sample_docs = changed.select(*cols).unionByName(near.select(*cols)).unionByName(reps.select(*cols)).dropDuplicates([S.ROW])
     docs_pl = pl.from_arrow(sample_docs.toArrow()).sort(S.ROW)
     paired_rows = [r[0] for r in annotations.filter(F.col(S.P_ROLE).isNotNull()).select(S.ROW).distinct().limit(n).collect()]
