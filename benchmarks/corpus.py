@@ -75,3 +75,31 @@ def make_corpus(sentences: list[str], n_docs: int, seed: int, words: int = 300, 
             "edit_rate": [rates[i] for i in order],
         }
     )
+
+
+def news_file(reuters: Path, path: Path, target_bytes: int, seed: int = 3) -> int:
+    """A JSONL corpus of about ``target_bytes``, written as it is made (any size, little memory):
+    documents of 150-450 words resampled from Reuters sentences; every fifth is a copy of one of
+    the 50 documents before it with three words changed. Returns the number of documents."""
+    sentences = [s.strip() for line in gzip.open(reuters, "rt", encoding="utf-8")
+                 for s in json.loads(line)["text"].replace("\n", " ").split(". ") if len(s.split()) >= 6]
+    rng = random.Random(seed)
+    written, k, recent = 0, 0, []
+    with path.open("w", encoding="utf-8") as fh:
+        while written < target_bytes:
+            if k % 5 == 4 and recent:
+                words = rng.choice(recent).split()
+                for _ in range(3):
+                    words[rng.randrange(len(words))] = rng.choice(["new", "said", "bank", "rose"])
+                doc = " ".join(words)
+            else:
+                parts, n = [], rng.randint(150, 450)
+                while sum(len(p.split()) for p in parts) < n:
+                    parts.append(rng.choice(sentences))
+                doc = ". ".join(parts) + "."
+                recent = (recent + [doc])[-50:]
+            line = json.dumps({"id": f"news-{k}", "text": doc}) + "\n"
+            fh.write(line)
+            written += len(line.encode("utf-8"))
+            k += 1
+    return k

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a killed run into the same -o folder from its last finished batch (same input and config)")
     c.add_argument("--engine", choices=["polars", "spark"], help="run embedded (polars, default) or on Apache Spark")
     c.add_argument("--master", metavar="URL", help="Spark master for --engine spark: local[2], spark://host:7077, yarn")
+    c.add_argument("--memory-budget", metavar="SIZE", help='peak memory to stay within, e.g. 2GB: the corpus streams '
+                                                           'through in batches sized to it (engine.memory_budget)')
     _common(c)
 
     e = sub.add_parser("explain", help="show which fixes fired on a text, and what a document's passages matched",
@@ -79,6 +81,8 @@ def cmd_clean(args) -> int:
         overrides.append(f"engine.name={args.engine}")
     if args.master:
         overrides.append(f'engine.master="{args.master}"')
+    if args.memory_budget:
+        overrides.append(f'engine.memory_budget="{args.memory_budget}"')
     config = load_config(args.config, overrides)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -86,19 +90,37 @@ def cmd_clean(args) -> int:
     if config.engine.name == "spark":
         return _clean_on_spark(args, config)
     progress = not args.quiet and sys.stderr.isatty()
+    if config.engine.memory_budget:
+        return _clean_streaming(args, config, out, progress)
     work = out / ".dedup-work"
     result = clean(args.input, config, progress=progress, workdir=None if args.input == "-" else work, resume=args.resume)
     paths = result.write(out)
     shutil.rmtree(work, ignore_errors=True)  # the run is finished: nothing left to resume
     if not args.quiet:
-        r = result.stats["result"]
-        reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items()) or "none"
-        print(
-            f"{result.stats['input']['records']} records: {r['kept']} kept, {r['dropped']} dropped ({reasons}); "
-            f"{result.stats['pairs']['passages_dropped']} passages dropped as repeats; "
-            f"{result.stats.get('garble', {}).get('by_label', {}).get('garbled', 0)} passages garbled; report: {paths['report']}",
-            file=sys.stderr,
-        )
+        _summary(result.stats, paths["report"])
+    return 0
+
+
+def _summary(stats: dict, report: Path) -> None:
+    r = stats["result"]
+    reasons = ", ".join(f"{k} {v}" for k, v in r["dropped_by_reason"].items()) or "none"
+    print(
+        f"{stats['input']['records']} records: {r['kept']} kept, {r['dropped']} dropped ({reasons}); "
+        f"{stats['pairs']['passages_dropped']} passages dropped as repeats; "
+        f"{stats.get('garble', {}).get('by_label', {}).get('garbled', 0)} passages garbled; report: {report}",
+        file=sys.stderr,
+    )
+
+
+def _clean_streaming(args, config, out: Path, progress: bool) -> int:
+    from .stream import clean_cli
+
+    stats = clean_cli(args.input, config, out, progress=progress, resume=args.resume)
+    if not args.quiet:
+        _summary(stats, out / "report.md")
+        eng = stats["engine"]
+        print(f"streamed in {eng['batches']} batches; peak memory {eng['peak_rss_bytes'] / 1e6:.0f} MB "
+              f"(budget {eng['memory_budget']})", file=sys.stderr)
     return 0
 
 
@@ -107,6 +129,9 @@ def _clean_on_spark(args, config) -> int:
 
     if args.resume:
         raise DedupError("--resume is for the polars engine; on Spark, failed tasks are retried by Spark itself")
+    if config.engine.memory_budget:
+        raise DedupError("--memory-budget is for the polars engine; on Spark set engine.driver_memory and "
+                         "Spark's executor memory instead")
 
     try:
         stats = clean_spark(args.input, config, args.output)

@@ -8,6 +8,7 @@ the value received and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -276,6 +277,10 @@ class EngineConfig:
     driver_components_max: connected components are found on the driver when there are at most this
         many candidate edges, else by label propagation inside Spark.
     driver_memory: Spark's ``spark.driver.memory`` for a session dedup starts (``""``: Spark's default).
+    memory_budget: peak memory (resident set) the polars engine may use, e.g. ``"2GB"`` or ``"800MB"``.
+        Given, ``dedup clean`` streams the corpus through in batches sized to it and keeps only a
+        compact row per document in memory, so an input larger than memory goes through
+        (:mod:`dedup.stream`). ``""``: the corpus is held in memory (fastest while it fits).
     """
 
     name: str = "polars"
@@ -284,14 +289,32 @@ class EngineConfig:
     batch_documents: int = 2000
     driver_components_max: int = 5_000_000
     driver_memory: str = ""
+    memory_budget: str = ""
 
     def __post_init__(self) -> None:
         _choice("engine", "name", self.name, ("polars", "spark"))
+        if self.memory_budget:
+            parse_size(self.memory_budget, "engine.memory_budget")
         if not self.master:
             raise ConfigError('engine.master is empty; give a Spark master URL, e.g. engine.master = "local[2]"')
         _range("engine", "shuffle_partitions", self.shuffle_partitions, 1, 100_000)
         _range("engine", "batch_documents", self.batch_documents, 1, 10**7)
         _range("engine", "driver_components_max", self.driver_components_max, 0, 10**12)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """Bytes in a size such as ``"2GB"``, ``"1.5 GiB"`` or ``"800mb"`` (GB = 10^9, GiB = 2^30).
+
+    >>> parse_size("2GB"), parse_size("1.5 GiB"), parse_size("800mb")
+    (2000000000, 1610612736, 800000000)
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ConfigError(f'{what} = {text!r} is not a size; write it like "2GB", "800MB" or "1.5GiB"')
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,616 @@
+"""The polars engine out of core: a corpus larger than memory, cleaned within a memory budget.
+
+``dedup clean --memory-budget 2GB`` (or ``engine.memory_budget``) runs the same stage functions as
+:func:`dedup.pipeline.run`, in three passes over batches sized to the budget; the outputs are the
+same (a test compares them file by file with the in-memory run's).
+
+1. Read the input a batch at a time (:func:`dedup.io.iter_input`) and run the document stage on each
+   batch. The batch's documents and passages go to the work folder (they are also the checkpoints
+   ``--resume`` continues from), with the batch's cluster inputs: a compact row per document (row,
+   id, a 128-bit key of its whitespace-folded text, word count, the keep rule's key), its MinHash
+   signature and its LSH band keys. Only the compact rows stay in memory.
+2. Cluster from the compact rows: exact groups by key, LSH one band at a time from the band files,
+   candidate pairs verified a chunk at a time with their texts and signatures read back from disk,
+   components, the copy each cluster keeps.
+3. Go over the batches again: cluster columns, the garble scores of near duplicates against their
+   kept copies (read back), cleaned text; each output is written a batch at a time and renamed into
+   place at the end, the report's examples merged from per-batch samples, ``stats.json`` last.
+
+What stays in memory for the whole run is about 100 bytes per document (the compact rows) plus
+the candidate pairs of one band; everything else is bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from . import schema as S
+from .cluster import CLUSTER_COLUMNS, DisjointSet, _verified, duplicate_link, keep_order, signatures_of, whitespace_key, word_counts
+from .config import PipelineConfig, parse_size
+from .errors import ConfigError, DedupError
+from .io import INTERNAL, FrameWriter, iter_input, write_text
+from .minhash import band_keys, bucket_pairs, fold
+from .pipeline import (
+    Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
+    duplicate_ids, fingerprint, finish_documents, remove_stale, result_counts, stage_timer,
+)
+from .report import markdown_report, merge_samples, report_samples
+
+# The budget counts the memory a run takes for data, above what dedup holds before it reads any
+# input (the interpreter, polars, ftfy, the garble scorer's word tables: about 200 MB, measured at the
+# start of each run and reported as ``base_rss_bytes``), as ``sort -S`` or DuckDB's memory_limit do.
+# The document stage peaks at about this many bytes per character of a batch's text (measured with
+# ``python -m benchmarks.stream``), and a batch may take half of the budget.
+BYTES_PER_CHAR = 100
+MIN_BUDGET = 64 * 10**6
+
+KEYS = {  # the compact row kept per document
+    S.ROW: pl.Int64, "id_hash": pl.UInt64, "live": pl.Boolean,
+    "words": pl.Int32, "chars": pl.Int64, "key_a": pl.UInt64, "key_b": pl.UInt64, "keep_a": pl.Int64, "keep_b": pl.Int64,
+    "sig_pos": pl.Int32,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How a memory budget is spent: documents and characters of text per batch (the characters
+    also bound how many texts are read back at once)."""
+
+    bytes: int
+    batch_documents: int
+    batch_chars: int
+
+    @property
+    def fetch_chars(self) -> int:
+        """Characters of text read back at once to verify or link pairs: each is held as a polars
+        string, a Python string and a folded copy, so a sixteenth of the budget."""
+        return self.bytes // 16
+
+    @classmethod
+    def of(cls, config: PipelineConfig) -> Budget:
+        total = parse_size(config.engine.memory_budget, "engine.memory_budget")
+        if total < MIN_BUDGET:
+            raise ConfigError(
+                f"engine.memory_budget = {config.engine.memory_budget!r} is too small to hold a batch; "
+                f'give at least "{MIN_BUDGET // 10**6}MB" (it counts memory for data, above the ~200 MB dedup needs itself)')
+        return cls(total, config.output.checkpoint_documents, total // 2 // BYTES_PER_CHAR)
+
+
+def _peak_rss() -> int:
+    """The peak resident set of this process so far: the kernel's high-water mark of its memory
+    (``VmHWM``, Linux). Not ``ru_maxrss``: Linux keeps that across ``exec``, so a child started from
+    a large parent (a test runner, a notebook) would report the parent's size."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _rss() -> int:
+    """The resident set now (Linux); the peak so far elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return _peak_rss()
+
+
+_STORY = ("Mr Smith met Ms Jones in Paris on {day}, the ministry said in a statement. She said “yes” to the plan, "
+          "which sets out how the two countries will share the costs of the new bridge over the river, and "
+          "how long the work on both of its banks is expected to take before the first trains can cross it.")
+_WARM_UP = [  # an exact copy, a near copy and a caption pair: every code path of a run
+    _STORY.format(day="Monday"), _STORY.format(day="Monday"), _STORY.format(day="Tuesday"),
+    "Flood water covers a street in Dhaka, Bangladesh, July 2, 2024.\n\nFlood water covered a road in "
+    "Dhaka, Bangladesh, on July 2, 2024.\n\nThe rains are expected to last another week.",
+]
+
+
+def _base_rss(config: PipelineConfig) -> int:
+    """Memory before any data: clean a tiny corpus first, so that every module, table, thread pool
+    and allocator arena a run sets up exists, and measure what stays."""
+    import gc
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dedup-warm-up-") as tmp:
+        src = Path(tmp) / "warm-up.jsonl"
+        src.write_text("".join(json.dumps({"id": f"w{k}", "text": t}) + "\n" for k, t in enumerate(_WARM_UP)), encoding="utf-8")
+        warm = dataclasses.replace(config, input=dataclasses.replace(config.input, id_field="id", text_field="text", format="jsonl"),
+                                   output=dataclasses.replace(config.output, format="parquet", checkpoint_documents=2))
+        _run(src, warm, Path(tmp) / "out", Budget.of(warm), resume=False, base=0)
+    gc.collect()
+    return _rss()
+
+
+def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Clean ``source`` into ``out_dir`` within ``config.engine.memory_budget``; return the stats.
+
+    Writes the files :meth:`dedup.pipeline.Result.write` writes, with the same contents.
+    """
+    import pyarrow as pa
+
+    budget = Budget.of(config)
+    pool = pa.default_memory_pool()
+    # pyarrow's default allocator (mimalloc) keeps what it freed for reuse, tens of MB after joining
+    # the Parquet parts; the system allocator gives it back
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        base = _base_rss(config)
+        return _run(source, config, Path(out_dir), budget, resume=resume, base=base)
+    finally:
+        pa.set_memory_pool(pool)
+
+
+def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, base: int) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    if str(source) == "-" and resume:
+        raise DedupError("--resume needs an input file or folder (not stdin)")
+    work = Checkpoints(out / ".dedup-work", fingerprint(source, config) if str(source) != "-" else "stdin", resume)
+    (out / "stats.json").unlink(missing_ok=True)  # the manifest goes first and comes back last
+    remove_stale(out)
+    # batches of whole documents never change a result, only how much is held at once
+    run_config = dataclasses.replace(config, pairs=dataclasses.replace(
+        config.pairs, batch_chars=min(config.pairs.batch_chars, budget.batch_chars)))
+    stats: dict[str, Any] = {}
+    timed = stage_timer(stats)
+    spill = _Spill(work)
+
+    # pass 1: the document stage, batch by batch
+    t0 = time.perf_counter()
+    fmt, batches = iter_input(source, config.input, batch_documents=budget.batch_documents, batch_chars=budget.batch_chars)
+    columns: dict[str, None] = {config.input.id_field: None, config.input.text_field: None}
+    counts: dict = {}
+    over_budget: list[str] = []
+    signature_seconds = 0.0
+    worst: dict[str, Any] = {"rise_bytes": 0}
+    for k, frame in enumerate(batches):
+        for c in frame.columns:
+            if c not in INTERNAL:
+                columns.setdefault(c)
+        if frame.height == 1 and len(frame[S.TEXT][0] or "") > budget.batch_chars:
+            over_budget.append(frame[S.DOC_ID][0])
+            print(f"dedup: warning: record {frame[S.DOC_ID][0]!r} (line {frame[S.SOURCE_LINE][0]}) holds "
+                  f"{len(frame[S.TEXT][0]) / 1e6:.1f} million characters, more than a batch of this memory budget; "
+                  f"it is cleaned alone and may take more memory than the budget", file=sys.stderr)
+        if not work.done(k):
+            before = _peak_rss()
+            docs, passages = document_stage(frame, run_config, timed=timed)
+            if _peak_rss() - before > worst["rise_bytes"]:  # the batch that raised the peak most
+                worst = {"batch": k, "rise_bytes": _peak_rss() - before, "documents": frame.height,
+                         "chars": int(frame[S.TEXT].str.len_chars().sum() or 0)}
+            block = document_stats(docs, passages, config)
+            t_sig = time.perf_counter()
+            keys, sig, bands = _cluster_inputs(docs, config)
+            signature_seconds += time.perf_counter() - t_sig
+            work.save(k, docs, passages, {
+                f"keys-{k:06d}.parquet": lambda tmp, keys=keys: keys.write_parquet(tmp),
+                f"sig-{k:06d}.npy": lambda tmp, sig=sig: _save_npy(tmp, sig),
+                f"bands-{k:06d}.npy": lambda tmp, bands=bands: _save_npy(tmp, bands),
+                **{f"{field}-{k:06d}.bin": (lambda tmp, col=docs[field]: _save_ragged(tmp, col)) for field in STORED},
+                f"stats-{k:06d}.json": lambda tmp, block=block: tmp.write_text(json.dumps(block), encoding="utf-8"),
+            })
+            del docs, passages, sig, bands
+        else:
+            work.reused += 1
+        spill.add(k, int(frame[S.ROW][0]))
+        counts = add_counts(counts, json.loads(work.path("stats", k, "json").read_text(encoding="utf-8")))
+        del frame
+    read_and_stage = time.perf_counter() - t0
+    peaks = {"documents": _peak_rss() - base}
+    keys = spill.keys()
+    stats["input"] = {"records": keys.height, "duplicate_ids": _duplicate_ids(keys, spill), "resumed_batches": work.reused}
+    for name, block in counts.items():
+        stats.setdefault(name, {}).update(block)
+
+    # pass 2: clusters
+    members, cstats = timed("cluster", _cluster, keys, spill, config, budget)
+    peaks["cluster"] = _peak_rss() - base
+    stats["cluster"].update(cstats, signature_seconds=round(signature_seconds, 4))
+
+    # pass 3: cluster verdicts, garble scores of near duplicates, outputs
+    names = _output_names(out, config, fmt)
+    writers = {name: FrameWriter(path, fmt_) for name, (path, fmt_) in names.items()}
+    samples: dict[str, pl.DataFrame] = {}
+    result: dict[str, Any] = {}
+    garbled_copies = 0
+    n_ex = config.output.report_examples
+    try:
+        for k in range(spill.batches):
+            docs = pl.read_parquet(work.path("docs", k))
+            passages = pl.read_parquet(work.path("passages", k))
+            docs = _with_clusters(docs, members)
+            kept = None
+            if config.garble.enabled:
+                near_kept = docs.filter(pl.col(S.DUP_KIND) == "near")[S.KEPT_ROW].unique().sort()
+                kept = spill.frame(near_kept.to_numpy(), [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW])
+            docs, passages = finish_documents(docs, passages, config, timed, kept)
+            if config.garble.enabled:
+                garbled_copies += int((docs[S.G_LABEL] == "garbled").sum())
+            batch = Result(docs.with_columns(_missing(docs, columns, config)), passages, {}, config, fmt, list(columns))
+            t0 = time.perf_counter()
+            writers["cleaned"].write(batch.cleaned_records())
+            writers["dropped"].write(batch.dropped_records())
+            ann = batch.annotations()
+            writers["dropped_passages"].write(ann.filter(pl.col(S.P_ACTION) == "drop"))
+            writers["annotations"].write(ann)
+            stats["output"]["seconds"] = round(stats["output"]["seconds"] + time.perf_counter() - t0, 4)
+            mine = report_samples(docs, passages, n_ex)
+            samples = merge_samples([samples, mine], n_ex) if samples else mine
+            result = add_counts(result, result_counts(docs))
+            del docs, passages, batch, ann, kept
+        peaks["verdicts"] = _peak_rss() - base
+        for w in writers.values():
+            w.close()
+        peaks["outputs"] = _peak_rss() - base
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    if config.garble.enabled:
+        stats["garble"]["near_duplicates_garbled"] = garbled_copies
+    stats["result"] = {"kept": result.get("kept", 0), "dropped": result.get("dropped", 0),
+                       "dropped_by_reason": result.get("dropped_by_reason", {})}
+    check_accounting(stats)
+    stats["input"].update(source=str(source) if str(source) != "-" else "-", format=fmt)
+    stats["input"]["seconds"] = round(max(0.0, read_and_stage - sum(
+        stats.get(s, {}).get("seconds", 0.0) for s in ("normalise", "segment", "pairs", "garble"))), 4)
+    stats["engine"] = {
+        "name": "polars", "mode": "streaming", "memory_budget": config.engine.memory_budget, "batches": spill.batches,
+        "batch_documents": budget.batch_documents, "batch_chars": budget.batch_chars,
+        "base_rss_bytes": base, "peak_rss_bytes": _peak_rss(), "data_peak_bytes": _peak_rss() - base,
+        "data_peak_bytes_by_pass": peaks,
+        "over_budget_records": over_budget, "batch_raising_the_peak_most": worst,
+    }
+    stats["total_seconds"] = round(time.perf_counter() - t_start, 4)
+    stats["config"] = config.to_dict()
+    merged = samples
+    near = merged["near"] if merged else pl.DataFrame(schema={S.KEPT_ROW: pl.Int64})
+    kept_texts = spill.frame(near[S.KEPT_ROW].unique().sort().to_numpy(), [S.TEXT_NORM])
+    report = markdown_report(stats, config, merged, dict(kept_texts.select(S.ROW, S.TEXT_NORM).iter_rows()))
+    write_text(out / "report.md", report)
+    write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")  # last: the manifest
+    return stats
+
+
+def _missing(docs: pl.DataFrame, columns: dict[str, None], config: PipelineConfig) -> list[pl.Expr]:
+    """Input fields some other batch has and this one lacks: null here, as in a whole-corpus frame."""
+    own = (config.input.id_field, config.input.text_field)
+    return [pl.lit(None).alias(c) for c in columns if c not in docs.columns and c not in own]
+
+
+def _output_names(out: Path, config: PipelineConfig, fmt: str) -> dict[str, tuple[Path, str]]:
+    ofmt = config.output.format
+    if ofmt == "same":
+        ofmt = fmt if fmt in ("jsonl", "parquet", "csv") else "jsonl"
+    return {
+        "cleaned": (out / f"cleaned.{ofmt}", ofmt),
+        "dropped": (out / f"dropped.{ofmt}", ofmt),
+        "dropped_passages": (out / f"dropped_passages.{ofmt}", ofmt),
+        "annotations": (out / "annotations.parquet", "parquet"),
+    }
+
+
+_STORED_TYPES = {S.TEXT: pl.String, S.TEXT_NORM: pl.String, S.DOC_ID: pl.String, S.SOURCE_LINE: pl.Int64,
+                 S.ANCHOR_NORM: pl.List(pl.Int64), S.ANCHOR_RAW: pl.List(pl.Int64)}
+STORED = (S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW, S.DOC_ID, S.SOURCE_LINE)  # read back by row
+
+
+def _save_ragged(tmp: Path, col: pl.Series) -> None:
+    """One column of a batch, a value per document, as bytes back to back (UTF-8 for text, int64 for
+    numbers and lists of them), then the end offset of each value (int64) and how many there are:
+    any value can be read back with one seek (:meth:`_Spill.values`). Null is stored as empty. The
+    bytes are Arrow's own buffers (a large string or large list array), written as they are."""
+    import pyarrow as pa
+
+    if col.dtype == pl.String:
+        arr = col.fill_null("").to_arrow().cast(pa.large_string())
+        width = 1
+    elif isinstance(col.dtype, pl.List):
+        arr = col.fill_null([]).to_arrow().cast(pa.large_list(pa.int64()))
+        width = 8
+    else:  # a number per document: a list of one
+        arr = col.cast(pl.Int64).to_arrow().cast(pa.int64())
+        arr = pa.LargeListArray.from_arrays(pa.array(np.arange(len(arr) + 1, dtype=np.int64)), arr)
+        width = 8
+    arr = pa.concat_arrays([arr]) if arr.offset else arr  # offsets from 0
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: len(arr) + 1]
+    if isinstance(arr.type, pa.LargeListType):
+        values = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).cast(pa.int64())
+        data = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64).tobytes()
+    else:
+        buf = arr.buffers()[2]
+        data = buf.to_pybytes()[int(offsets[0]) : int(offsets[-1])] if buf is not None else b""
+    ends = (offsets[1:] - offsets[0]) * width
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.write(ends.astype(np.int64).tobytes())
+        fh.write(np.int64(len(ends)).tobytes())
+
+
+def _save_npy(tmp: Path, array: np.ndarray) -> None:
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+
+
+def exact_keys(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of the whitespace-folded text: equal 128-bit keys are taken as
+    identical texts (two different texts share one with probability about 2^-128 per pair)."""
+    key = whitespace_key(col)
+    return key.hash(seed=0).to_numpy(), key.hash(seed=1).to_numpy()
+
+
+def _cluster_inputs(docs: pl.DataFrame, config: PipelineConfig) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """A batch's compact rows, and the MinHash signatures and band keys (bands x documents) of those
+    long enough for LSH (``sig_pos`` points into them; -1 for the others)."""
+    cc = config.cluster
+    col = docs[S.TEXT_NORM].fill_null("")
+    words = word_counts(col)
+    live = docs[S.DROP_REASON].is_null().to_numpy() & (words > 0)
+    eligible = np.flatnonzero(live & (words >= cc.min_words)) if cc.enabled else np.empty(0, dtype=np.int64)
+    sig = signatures_of(col.gather(eligible).to_list(), cc) if len(eligible) else np.empty((0, cc.num_perm), np.uint32)
+    bands = np.ascontiguousarray(band_keys(sig, cc.bands, cc.rows).T)
+    pos = np.full(docs.height, -1, dtype=np.int64)
+    pos[eligible] = np.arange(len(eligible))
+    key_a, key_b = exact_keys(col)
+    chars = col.str.len_chars().to_numpy()
+    order = keep_order(docs, cc, config.input.date_field)
+    keys = pl.DataFrame({
+        S.ROW: docs[S.ROW],
+        "id_hash": docs[S.DOC_ID].hash(seed=0), "live": live, "words": words, "chars": chars,
+        "key_a": key_a, "key_b": key_b, "keep_a": [o[0] for o in order], "keep_b": [o[1] for o in order], "sig_pos": pos,
+    }, schema=KEYS)
+    return keys, sig, bands
+
+
+class _Spill:
+    """The batches in the work folder, read back: the compact rows, signatures and band keys by
+    row, and any columns of a few documents (only the row groups that hold them are read)."""
+
+    def __init__(self, work: Checkpoints) -> None:
+        self.work = work
+        self.batches = 0
+        self.starts: list[int] = []
+
+    def add(self, k: int, first_row: int) -> None:
+        assert k == self.batches
+        self.batches += 1
+        self.starts.append(first_row)
+
+    def keys(self) -> pl.DataFrame:
+        """The compact rows of every batch as one frame, filled in place a batch at a time."""
+        if not self.batches:
+            return pl.DataFrame(schema=KEYS)
+        last = pl.read_parquet(self.work.path("keys", self.batches - 1))
+        n = self.starts[-1] + last.height
+        columns = {c: np.empty(n, dtype=last[c].to_numpy().dtype) for c in KEYS}
+        for k in range(self.batches):
+            part = last if k == self.batches - 1 else pl.read_parquet(self.work.path("keys", k))
+            lo = self.starts[k]
+            for c in KEYS:
+                columns[c][lo : lo + part.height] = part[c].to_numpy()
+        return pl.DataFrame(columns, schema=KEYS)
+
+    def batch_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.starts), rows, side="right") - 1
+
+    def rows_by_batch(self, rows: np.ndarray):
+        """``(k, rows of batch k)`` for sorted ``rows``."""
+        if not len(rows):
+            return
+        where = self.batch_of(rows)
+        for k in np.unique(where).tolist():
+            yield k, rows[where == k]
+
+    def texts(self, rows: np.ndarray) -> dict[int, str]:
+        """The normalised texts of some documents (sorted ``rows``)."""
+        return self.values(S.TEXT_NORM, rows)
+
+    def frame(self, rows: np.ndarray, columns: list[str]) -> pl.DataFrame:
+        """``_row`` and stored ``columns`` of some documents (sorted ``rows``)."""
+        values = {c: self.values(c, rows) for c in columns}
+        return pl.DataFrame({S.ROW: rows.astype(np.int64), **{c: [v[r] for r in rows.tolist()] for c, v in values.items()}},
+                            schema={S.ROW: pl.Int64, **{c: _STORED_TYPES[c] for c in columns}})
+
+    def values(self, field: str, rows: np.ndarray) -> dict:
+        """One stored column's values for some documents (sorted ``rows``), by row: one seek each."""
+        kind = _STORED_TYPES[field]
+        out: dict = {}
+        for k, sel in self.rows_by_batch(rows):
+            with open(self.work.path(field, k, "bin"), "rb") as fh:
+                fh.seek(-8, 2)
+                n = int(np.frombuffer(fh.read(8), dtype=np.int64)[0])
+                fh.seek(-8 - 8 * n, 2)
+                ends = np.frombuffer(fh.read(8 * n), dtype=np.int64)
+                for r in sel.tolist():
+                    i = r - self.starts[k]
+                    start = int(ends[i - 1]) if i else 0
+                    fh.seek(start)
+                    raw = fh.read(int(ends[i]) - start)
+                    if kind == pl.String:
+                        out[r] = raw.decode("utf-8")
+                    elif kind == pl.Int64:
+                        out[r] = int(np.frombuffer(raw, dtype=np.int64)[0])
+                    else:
+                        out[r] = np.frombuffer(raw, dtype=np.int64).tolist()
+        return out
+
+    def array(self, kind: str, k: int) -> np.ndarray:
+        return np.load(self.work.path(kind, k, "npy"), mmap_mode="r")
+
+
+def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: Budget) -> tuple[pl.DataFrame, dict]:
+    """:func:`dedup.cluster.cluster_documents` over the compact rows: the same groups, candidates,
+    verification and keep rule, with texts and signatures read back from the work folder."""
+    cc = config.cluster
+    stats: dict[str, Any] = {"candidates": 0, "verified": 0}
+    timings: dict[str, float] = {}
+    edges: list[np.ndarray] = []
+    if cc.enabled and keys.height:
+        t0 = time.perf_counter()
+        rows, head = _exact_heads(keys)
+        edges.append(np.column_stack([head[head != rows], rows[head != rows]]))
+        is_head = np.zeros(keys.height, dtype=bool)
+        is_head[rows[head == rows] - int(keys[S.ROW][0])] = True
+        del rows, head
+        timings["exact_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        heads = keys.filter(pl.Series(is_head) & (pl.col("words") >= cc.min_words)).select("sig_pos", S.ROW, "chars")
+        pos, head_rows, head_chars = (heads[c].to_numpy() for c in heads.columns)
+        batch = spill.batch_of(head_rows)
+        del heads, is_head
+        runs = [(k, np.flatnonzero(batch == k)) for k in np.unique(batch).tolist()]
+
+        def key_of_band(b: int) -> np.ndarray:
+            out = np.empty(len(head_rows), dtype=np.uint64)
+            for k, idx in runs:
+                out[idx] = spill.array("bands", k)[b, pos[idx]]
+            return out
+
+        cands = bucket_pairs(key_of_band, len(head_rows), cc.bands, None, cc.max_bucket)
+        timings["lsh_seconds"] = time.perf_counter() - t0
+        stats["candidates"] = int(len(cands))
+        t0 = time.perf_counter()
+        verified = []
+        cost = head_chars[cands[:, 0]] + head_chars[cands[:, 1]] if len(cands) else np.empty(0, np.int64)
+        for lo, hi in spans(cost, budget.fetch_chars):
+            part = cands[lo:hi]
+            sig = _signatures(spill, batch, pos, np.unique(part))
+            texts = _folded(spill, head_rows[np.unique(part)])
+            estimates = (np.stack([sig[a] for a in part[:, 0]]) == np.stack([sig[b] for b in part[:, 1]])).mean(axis=1)
+            for (a, b), estimate in zip(part.tolist(), estimates.tolist()):
+                i, j = int(head_rows[a]), int(head_rows[b])
+                if _verified(texts[i], texts[j], estimate, cc):
+                    verified.append((i, j))
+        stats["verified"] = len(verified)
+        edges.append(np.asarray(verified, dtype=np.int64).reshape(-1, 2))
+        timings["verify_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    members = _link(keys, np.vstack(edges) if edges else np.empty((0, 2), np.int64), spill, budget)
+    timings["components_seconds"] = time.perf_counter() - t0
+    kinds = members[S.DUP_KIND].value_counts()
+    by_kind = {k: int(v) for k, v in kinds.iter_rows()}
+    stats.update(clusters=by_kind.get(None, 0), exact_duplicates=by_kind.get("exact", 0), near_duplicates=by_kind.get("near", 0))
+    stats.update({k: round(v, 4) for k, v in timings.items()})
+    return members, stats
+
+
+def _exact_heads(keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The live rows and, for each, the first row with the same 128-bit text key (itself when it
+    is the first): sorted by key, then row, so each run of equal keys starts with its head."""
+    live = keys["live"].to_numpy()
+    rows = keys[S.ROW].to_numpy()[live]
+    a, b = keys["key_a"].to_numpy()[live], keys["key_b"].to_numpy()[live]
+    order = np.lexsort((rows, b, a))
+    a, b = a[order], b[order]
+    start = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    del a, b
+    head = np.empty_like(rows)
+    head[order] = rows[order][np.flatnonzero(start)][np.cumsum(start) - 1]
+    return rows, head
+
+
+def spans(cost: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive spans of items whose costs sum to at most ``limit`` (an item over it alone).
+
+    >>> spans(np.array([3, 3, 3, 9, 1]), 6)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
+    """
+    cum = np.cumsum(cost)
+    out, lo, done = [], 0, 0
+    while lo < len(cost):
+        hi = max(lo + 1, int(np.searchsorted(cum, done + limit, side="right")))
+        out.append((lo, hi))
+        done, lo = int(cum[hi - 1]), hi
+    return out
+
+
+def _signatures(spill: _Spill, batch: np.ndarray, pos: np.ndarray, heads: np.ndarray) -> dict[int, np.ndarray]:
+    """Signatures of some LSH heads (sorted indices into the heads), by head index."""
+    out: dict[int, np.ndarray] = {}
+    for k in np.unique(batch[heads]).tolist():
+        sel = heads[batch[heads] == k]
+        out.update(zip(sel.tolist(), np.asarray(spill.array("sig", k)[pos[sel]])))
+    return out
+
+
+def _folded(spill: _Spill, rows: np.ndarray) -> dict[int, str]:
+    return {r: fold(t) for r, t in spill.texts(np.unique(rows)).items()}
+
+
+def _link(keys: pl.DataFrame, edges: np.ndarray, spill: _Spill, budget: Budget) -> pl.DataFrame:
+    """Cluster columns for every member of a cluster: components of ``edges`` (rows), the copy kept
+    by the keep rule (smallest ``keep_a, keep_b, row``), each other member's link to it."""
+    schema = {S.ROW: pl.Int64, **CLUSTER_COLUMNS}
+    if not len(edges):
+        return pl.DataFrame(schema=schema)
+    nodes = np.unique(edges)
+    index = {int(x): k for k, x in enumerate(nodes.tolist())}
+    ds = DisjointSet(len(nodes))
+    for a, b in edges.tolist():
+        ds.union(index[a], index[b])
+    root = [int(nodes[ds.find(k)]) for k in range(len(nodes))]  # sorted nodes: the root is the smallest row
+    frame = pl.DataFrame({S.ROW: nodes, "root": root}, schema={S.ROW: pl.Int64, "root": pl.Int64}).join(
+        keys.select(S.ROW, "keep_a", "keep_b", "chars"), on=S.ROW, how="left")
+    reps = frame.sort("keep_a", "keep_b", S.ROW).group_by("root", maintain_order=True).first().select(
+        "root", pl.col(S.ROW).alias(S.KEPT_ROW))
+    ids = spill.frame(reps[S.KEPT_ROW].sort().to_numpy(), [S.DOC_ID])
+    reps = reps.join(ids.select(pl.col(S.ROW).alias(S.KEPT_ROW), pl.col(S.DOC_ID).alias("kept_id")), on=S.KEPT_ROW)
+    frame = frame.join(reps, on="root").sort(S.ROW)
+    others = frame.filter(pl.col(S.ROW) != pl.col(S.KEPT_ROW)).join(
+        keys.select(pl.col(S.ROW).alias(S.KEPT_ROW), pl.col("chars").alias("kept_chars")), on=S.KEPT_ROW, how="left")
+    kinds: list[str] = []
+    sims: list[float] = []
+    for lo, hi in spans((others["chars"] + others["kept_chars"]).to_numpy(), budget.fetch_chars):
+        part = others.slice(lo, hi - lo)
+        need = np.unique(np.concatenate([part[S.ROW].to_numpy(), part[S.KEPT_ROW].to_numpy()]))
+        texts = spill.texts(need)
+        for i, kept in part.select(S.ROW, S.KEPT_ROW).iter_rows():
+            kind, sim = duplicate_link(texts[i] or "", texts[kept] or "")
+            kinds.append(kind)
+            sims.append(float(sim))
+    linked = others.select(S.ROW).with_columns(pl.Series(S.DUP_KIND, kinds, dtype=pl.String),
+                                               pl.Series(S.DUP_SIMILARITY, sims, dtype=pl.Float64))
+    out = frame.join(linked, on=S.ROW, how="left").select(
+        S.ROW, pl.col("root").alias(S.CLUSTER_ID),
+        pl.when(pl.col(S.ROW) != pl.col(S.KEPT_ROW)).then(pl.col("kept_id")).alias(S.DUPLICATE_OF),
+        S.DUP_SIMILARITY, S.DUP_KIND, S.KEPT_ROW,
+    )
+    return out.cast(schema)
+
+
+def _duplicate_ids(keys: pl.DataFrame, spill: _Spill) -> dict[str, Any]:
+    """:func:`dedup.pipeline.duplicate_ids` from the ids' hashes: only the records whose id hash
+    repeats have their ids read back (a collision of two different ids is then no group)."""
+    rows = keys.filter(pl.col("id_hash").is_duplicated())[S.ROW].to_numpy()
+    return duplicate_ids(spill.frame(rows, [S.DOC_ID, S.SOURCE_LINE]))
+
+
+def _with_clusters(docs: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    lo, hi = docs[S.ROW].min(), docs[S.ROW].max()
+    mine = members.filter(pl.col(S.ROW).is_between(lo, hi)) if docs.height else members.head(0)
+    return docs.join(mine, on=S.ROW, how="left").select(*docs.columns, *CLUSTER_COLUMNS)
+
+
+def clean_cli(args_input: str, config: PipelineConfig, out: Path, *, progress: bool, resume: bool) -> dict[str, Any]:
+    """What ``dedup clean`` runs with a memory budget: the streaming run, then the work folder removed."""
+    stats = clean_streaming(args_input, config, out, resume=resume)
+    shutil.rmtree(out / ".dedup-work", ignore_errors=True)
+    return stats
+
+
+
