@@ -50,7 +50,7 @@ from .report import markdown_report, merge_samples, report_samples
 # input (the interpreter, polars, ftfy, the garble scorer's word tables: about 200 MB, measured at the
 # start of each run and reported as ``base_rss_bytes``), as ``sort -S`` or DuckDB's memory_limit do.
 # The document stage peaks at about this many bytes per character of a batch's text (measured with
-# ``python -m benchmarks.stream``), and a batch may take half of the budget.
+# ``python -m benchmarks.stream``), and a batch may take a third of the budget.
 BYTES_PER_CHAR = 100
 MIN_BUDGET = 64 * 10**6
 
@@ -73,8 +73,8 @@ class Budget:
     @property
     def fetch_chars(self) -> int:
         """Characters of text read back at once to verify or link pairs: each is held as a polars
-        string, a Python string and a folded copy, so a sixteenth of the budget."""
-        return self.bytes // 16
+        string, a Python string and a folded copy, so a twenty-fourth of the budget."""
+        return self.bytes // 24
 
     @classmethod
     def of(cls, config: PipelineConfig) -> Budget:
@@ -83,7 +83,7 @@ class Budget:
             raise ConfigError(
                 f"engine.memory_budget = {config.engine.memory_budget!r} is too small to hold a batch; "
                 f'give at least "{MIN_BUDGET // 10**6}MB" (it counts memory for data, above the ~200 MB dedup needs itself)')
-        return cls(total, config.output.checkpoint_documents, total // 2 // BYTES_PER_CHAR)
+        return cls(total, config.output.checkpoint_documents, total // 3 // BYTES_PER_CHAR)
 
 
 def _peak_rss() -> int:

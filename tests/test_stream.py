@@ -181,7 +181,7 @@ def test_peak_memory_stays_under_the_budget_on_an_input_several_times_larger(tmp
     stats = json.loads((out / "stats.json").read_text())
     eng = stats["engine"]
     peak = eng["peak_rss_bytes"]  # the kernel's high-water mark of the child's memory (VmHWM)
-    assert 0 < sampled <= peak
+    assert 0 < sampled <= peak + 2**20, (sampled, eng)  # the run reads its peak just before its last small writes
     assert peak - eng["base_rss_bytes"] <= budget, (peak, eng)
     assert max(eng["data_peak_bytes_by_pass"].values()) <= budget
     assert stats["input"]["records"] == n == stats["result"]["kept"] + stats["result"]["dropped"]
