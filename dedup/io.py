@@ -395,9 +395,12 @@ def read_input(source: str | Path, config: InputConfig | None = None) -> tuple[p
     config = config or InputConfig()
     fmt, batches = iter_input(source, config)
     frames = list(batches)
-    if not frames:
-        return _record_rows(iter(()), "<stdin>" if str(source) == "-" else str(source), config), fmt
-    return frames[0], fmt
+    return (frames[0] if frames else empty_documents(source, config)), fmt
+
+
+def empty_documents(source: str | Path, config: InputConfig) -> pl.DataFrame:
+    """The document frame of an input that holds no records."""
+    return _record_rows(iter(()), "<stdin>" if str(source) == "-" else str(source), config)
 
 
 # ---------------------------------------------------------------------------------------------

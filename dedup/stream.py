@@ -38,7 +38,7 @@ from . import schema as S
 from .cluster import CLUSTER_COLUMNS, DisjointSet, _verified, duplicate_link, keep_order, signatures_of, whitespace_key, word_counts
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
-from .io import INTERNAL, FrameWriter, iter_input, write_text
+from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
 from .minhash import band_keys, bucket_pairs, fold
 from .pipeline import (
     Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
@@ -136,7 +136,8 @@ def _base_rss(config: PipelineConfig) -> int:
     return _rss()
 
 
-def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | Path, *, resume: bool = False,
+                    progress: bool = False) -> dict[str, Any]:
     """Clean ``source`` into ``out_dir`` within ``config.engine.memory_budget``; return the stats.
 
     Writes the files :meth:`dedup.pipeline.Result.write` writes, with the same contents.
@@ -150,12 +151,20 @@ def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | P
     pa.set_memory_pool(pa.system_memory_pool())
     try:
         base = _base_rss(config)
-        return _run(source, config, Path(out_dir), budget, resume=resume, base=base)
+        return _run(source, config, Path(out_dir), budget, resume=resume, base=base, progress=progress)
     finally:
         pa.set_memory_pool(pool)
 
 
-def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, base: int) -> dict[str, Any]:
+def _bar(progress: bool, desc: str, total: int | None = None):
+    """A progress bar on stderr (a no-op without ``progress``), counting batches."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=" batches", file=sys.stderr, leave=False, disable=not progress)
+
+
+def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, base: int,
+         progress: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     if str(source) == "-" and resume:
@@ -173,12 +182,15 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     # pass 1: the document stage, batch by batch
     t0 = time.perf_counter()
     fmt, batches = iter_input(source, config.input, batch_documents=budget.batch_documents, batch_chars=budget.batch_chars)
+    batches = _at_least_one(batches, lambda: empty_documents(source, config.input))
     columns: dict[str, None] = {config.input.id_field: None, config.input.text_field: None}
     counts: dict = {}
     over_budget: list[str] = []
     signature_seconds = 0.0
     worst: dict[str, Any] = {"rise_bytes": 0}
+    bar = _bar(progress, "dedup: documents")
     for k, frame in enumerate(batches):
+        bar.update(1)
         for c in frame.columns:
             if c not in INTERNAL:
                 columns.setdefault(c)
@@ -207,9 +219,10 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
             del docs, passages, sig, bands
         else:
             work.reused += 1
-        spill.add(k, int(frame[S.ROW][0]))
+        spill.add(k, int(frame[S.ROW][0]) if frame.height else 0)
         counts = add_counts(counts, json.loads(work.path("stats", k, "json").read_text(encoding="utf-8")))
         del frame
+    bar.close()
     read_and_stage = time.perf_counter() - t0
     peaks = {"documents": _peak_rss() - base}
     keys = spill.keys()
@@ -220,7 +233,9 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     # pass 2: clusters
     members, cstats = timed("cluster", _cluster, keys, spill, config, budget)
     peaks["cluster"] = _peak_rss() - base
-    stats["cluster"].update(cstats, signature_seconds=round(signature_seconds, 4))
+    stats["cluster"].update(cstats)
+    if config.cluster.enabled and keys.height:  # the in-memory run's keys, where it has them
+        stats["cluster"]["signature_seconds"] = round(signature_seconds, 4)
 
     # pass 3: cluster verdicts, garble scores of near duplicates, outputs
     names = _output_names(out, config, fmt)
@@ -230,7 +245,9 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     garbled_copies = 0
     n_ex = config.output.report_examples
     try:
+        bar = _bar(progress, "dedup: outputs", spill.batches)
         for k in range(spill.batches):
+            bar.update(1)
             docs = pl.read_parquet(work.path("docs", k))
             passages = pl.read_parquet(work.path("passages", k))
             docs = _with_clusters(docs, members)
@@ -253,6 +270,7 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
             samples = merge_samples([samples, mine], n_ex) if samples else mine
             result = add_counts(result, result_counts(docs))
             del docs, passages, batch, ann, kept
+        bar.close()
         peaks["verdicts"] = _peak_rss() - base
         for w in writers.values():
             w.close()
@@ -266,7 +284,7 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     stats["result"] = {"kept": result.get("kept", 0), "dropped": result.get("dropped", 0),
                        "dropped_by_reason": result.get("dropped_by_reason", {})}
     check_accounting(stats)
-    stats["input"].update(source=str(source) if str(source) != "-" else "-", format=fmt)
+    stats["input"].update(source=str(source), format=fmt)
     stats["input"]["seconds"] = round(max(0.0, read_and_stage - sum(
         stats.get(s, {}).get("seconds", 0.0) for s in ("normalise", "segment", "pairs", "garble"))), 4)
     stats["engine"] = {
@@ -285,6 +303,17 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     write_text(out / "report.md", report)
     write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")  # last: the manifest
     return stats
+
+
+def _at_least_one(batches, empty):
+    """The batches, or one empty batch for an input without records (so that every output, with
+    its columns, is still written, as the in-memory run writes it)."""
+    any_batch = False
+    for batch in batches:
+        any_batch = True
+        yield batch
+    if not any_batch:
+        yield empty()
 
 
 def _missing(docs: pl.DataFrame, columns: dict[str, None], config: PipelineConfig) -> list[pl.Expr]:
@@ -460,6 +489,7 @@ def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: 
     stats: dict[str, Any] = {"candidates": 0, "verified": 0}
     timings: dict[str, float] = {}
     edges: list[np.ndarray] = []
+    timings["exact_seconds"] = 0.0
     if cc.enabled and keys.height:
         t0 = time.perf_counter()
         rows, head = _exact_heads(keys)
@@ -608,7 +638,7 @@ def _with_clusters(docs: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
 
 def clean_cli(args_input: str, config: PipelineConfig, out: Path, *, progress: bool, resume: bool) -> dict[str, Any]:
     """What ``dedup clean`` runs with a memory budget: the streaming run, then the work folder removed."""
-    stats = clean_streaming(args_input, config, out, resume=resume)
+    stats = clean_streaming(args_input, config, out, resume=resume, progress=progress)
     shutil.rmtree(out / ".dedup-work", ignore_errors=True)
     return stats
 

@@ -121,6 +121,13 @@ def test_streaming_bad_input_as_in_memory(tmp_path):
     dropped = pl.read_ndjson(tmp_path / "s" / "dropped.jsonl")
     assert {6, 10} <= set(dropped.filter(pl.col("drop_reason") == "malformed")["source_line"].to_list())
     assert dropped["error"].str.contains("ends early or is damaged").any()
+    for name, data in (("empty.jsonl", b""), ("blank.jsonl", b"\n\n"), ("header-only.csv", b"id,text\n")):
+        path = tmp_path / name  # no records at all: every output still written, with its columns
+        path.write_bytes(data)
+        assert cli("clean", path, "-o", tmp_path / f"m-{name}", "-q", "--format", "jsonl").returncode == 0
+        proc = cli("clean", path, "-o", tmp_path / f"s-{name}", "-q", "--format", "jsonl", "--memory-budget", "64MB")
+        assert proc.returncode == 0, proc.stderr
+        _same_outputs(tmp_path / f"m-{name}", tmp_path / f"s-{name}")
     a = cli("clean", src, "-o", tmp_path / "m2")
     b = cli("clean", src, "-o", tmp_path / "s2", "--memory-budget", "64MB")
     assert a.returncode == b.returncode == 1
