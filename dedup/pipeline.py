@@ -258,9 +258,6 @@ def add_counts(a: dict, b: dict) -> dict:
     return out
 
 
-ROW_GROUP = 256  # documents per Parquet row group in the work folder
-
-
 def remove_stale(out: Path) -> None:
     """Remove the temporary files a killed run left in an output folder."""
     for stale in [*out.glob(".*.tmp"), *out.glob(".*.tmp.*")]:
@@ -307,12 +304,11 @@ class Checkpoints:
 
     def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
         """Save a batch; ``extra`` maps file names (``"keys-000003.parquet"``) to writers ``fn(tmp_path)``.
-        The documents are written last: their file marks the batch done. They are stored in row
-        groups of :data:`ROW_GROUP` documents, so that a few of them can be read back alone."""
+        The documents are written last: their file marks the batch done."""
         write_frame(passages, self.path("passages", k), "parquet")
         for name, writer in (extra or {}).items():
             write_atomic(self.folder / name, writer)
-        write_atomic(self.path("docs", k), lambda tmp: docs.write_parquet(tmp, row_group_size=ROW_GROUP))
+        write_frame(docs, self.path("docs", k), "parquet")
 
     def remove(self) -> None:
         import shutil
