@@ -123,12 +123,14 @@ def signatures_of(texts: list[str], config: ClusterConfig) -> np.ndarray:
     return sig
 
 
-def duplicate_link(text: str, kept: str) -> tuple[str, float]:
+def duplicate_link(text: str, kept: str, folded=None) -> tuple[str, float]:
     """How a cluster member relates to the copy kept: ``("exact", 100.0)`` when identical up to
-    whitespace, else ``("near", rapidfuzz ratio of the folded texts)``."""
+    whitespace, else ``("near", rapidfuzz ratio of the folded texts)``. ``folded``, if given, returns
+    the two folded texts (a caller that has them cached saves folding them again)."""
     if " ".join(text.split()) == " ".join(kept.split()):
         return "exact", 100.0
-    return "near", fuzz.ratio(fold(text), fold(kept))
+    fa, fb = folded() if folded is not None else (fold(text), fold(kept))
+    return "near", fuzz.ratio(fa, fb)
 
 
 CLUSTER_COLUMNS = {
@@ -227,7 +229,7 @@ def cluster_documents(
             if i == rep:
                 continue
             dup_of[i] = ids[rep]
-            dup_kind[i], dup_sim[i] = duplicate_link(col[i], col[rep])
+            dup_kind[i], dup_sim[i] = duplicate_link(col[i], col[rep], lambda: (folded_of(i), folded_of(rep)))
     timings["components_seconds"] = time.perf_counter() - t0
     stats.update(
         clusters=clusters,
