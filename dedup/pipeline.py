@@ -66,6 +66,16 @@ class Result:
         )
         return pl.concat([frame, extra], how="horizontal")
 
+    def output_frames(self) -> dict[str, pl.DataFrame]:
+        """The data files' contents, by the names :func:`output_files` gives them paths under."""
+        ann = self.annotations()
+        return {
+            "cleaned": self.cleaned_records(),
+            "dropped": self.dropped_records(),
+            "dropped_passages": ann.filter(pl.col(S.P_ACTION) == "drop"),
+            "annotations": ann,
+        }
+
     def report(self) -> str:
         from .report import markdown_report, report_samples
 
@@ -84,25 +94,28 @@ class Result:
         out.mkdir(parents=True, exist_ok=True)
         (out / "stats.json").unlink(missing_ok=True)
         remove_stale(out)
-        fmt = fmt or self.config.output.format
-        if fmt == "same":
-            fmt = self.input_format if self.input_format in ("jsonl", "parquet", "csv") else "jsonl"
-        ext = {"jsonl": "jsonl", "parquet": "parquet", "csv": "csv"}[fmt]
-        paths = {
-            "cleaned": out / f"cleaned.{ext}",
-            "dropped": out / f"dropped.{ext}",
-            "dropped_passages": out / f"dropped_passages.{ext}",
-            "annotations": out / "annotations.parquet",
-            "stats": out / "stats.json",
-            "report": out / "report.md",
-        }
-        write_frame(self.cleaned_records(), paths["cleaned"], fmt)
-        write_frame(self.dropped_records(), paths["dropped"], fmt)
-        write_frame(self.annotations().filter(pl.col(S.P_ACTION) == "drop"), paths["dropped_passages"], fmt)
-        write_frame(self.annotations(), paths["annotations"], "parquet")
+        outputs = output_files(out, fmt or self.config.output.format, self.input_format)
+        for name, frame in self.output_frames().items():
+            path, file_fmt = outputs[name]
+            write_frame(frame, path, file_fmt)
+        paths = {name: path for name, (path, _) in outputs.items()}
+        paths.update(stats=out / "stats.json", report=out / "report.md")
         write_text(paths["report"], self.report())
         write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
         return paths
+
+
+def output_files(out: Path, fmt: str, input_format: str) -> dict[str, tuple[Path, str]]:
+    """Each data file's path and format: ``fmt`` (``same``: the input's; ``txt`` input gives
+    JSONL) for the records, Parquet for the annotations."""
+    if fmt == "same":
+        fmt = input_format if input_format in ("jsonl", "parquet", "csv") else "jsonl"
+    return {
+        "cleaned": (out / f"cleaned.{fmt}", fmt),
+        "dropped": (out / f"dropped.{fmt}", fmt),
+        "dropped_passages": (out / f"dropped_passages.{fmt}", fmt),
+        "annotations": (out / "annotations.parquet", "parquet"),
+    }
 
 
 def _user_records(frame: pl.DataFrame, config: PipelineConfig, input_columns: list[str], text_col: str) -> pl.DataFrame:

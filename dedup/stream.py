@@ -42,7 +42,7 @@ from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
 from .minhash import band_keys, bucket_pairs, fold
 from .pipeline import (
     Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
-    duplicate_ids, fingerprint, finish_documents, remove_stale, result_counts, stage_timer,
+    duplicate_ids, fingerprint, finish_documents, output_files, remove_stale, result_counts, stage_timer,
 )
 from .report import markdown_report, merge_samples, report_samples
 
@@ -238,8 +238,7 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
         stats["cluster"]["signature_seconds"] = round(signature_seconds, 4)
 
     # pass 3: cluster verdicts, garble scores of near duplicates, outputs
-    names = _output_names(out, config, fmt)
-    writers = {name: FrameWriter(path, fmt_) for name, (path, fmt_) in names.items()}
+    writers = {name: FrameWriter(path, file_fmt) for name, (path, file_fmt) in output_files(out, config.output.format, fmt).items()}
     samples: dict[str, pl.DataFrame] = {}
     result: dict[str, Any] = {}
     garbled_copies = 0
@@ -260,16 +259,13 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
                 garbled_copies += int((docs[S.G_LABEL] == "garbled").sum())
             batch = Result(docs.with_columns(_missing(docs, columns, config)), passages, {}, config, fmt, list(columns))
             t0 = time.perf_counter()
-            writers["cleaned"].write(batch.cleaned_records())
-            writers["dropped"].write(batch.dropped_records())
-            ann = batch.annotations()
-            writers["dropped_passages"].write(ann.filter(pl.col(S.P_ACTION) == "drop"))
-            writers["annotations"].write(ann)
+            for name, frame in batch.output_frames().items():
+                writers[name].write(frame)
             stats["output"]["seconds"] = round(stats["output"]["seconds"] + time.perf_counter() - t0, 4)
             mine = report_samples(docs, passages, n_ex)
             samples = merge_samples([samples, mine], n_ex) if samples else mine
             result = add_counts(result, result_counts(docs))
-            del docs, passages, batch, ann, kept
+            del docs, passages, batch, frame, kept
         bar.close()
         peaks["verdicts"] = _peak_rss() - base
         for w in writers.values():
@@ -320,18 +316,6 @@ def _missing(docs: pl.DataFrame, columns: dict[str, None], config: PipelineConfi
     """Input fields some other batch has and this one lacks: null here, as in a whole-corpus frame."""
     own = (config.input.id_field, config.input.text_field)
     return [pl.lit(None).alias(c) for c in columns if c not in docs.columns and c not in own]
-
-
-def _output_names(out: Path, config: PipelineConfig, fmt: str) -> dict[str, tuple[Path, str]]:
-    ofmt = config.output.format
-    if ofmt == "same":
-        ofmt = fmt if fmt in ("jsonl", "parquet", "csv") else "jsonl"
-    return {
-        "cleaned": (out / f"cleaned.{ofmt}", ofmt),
-        "dropped": (out / f"dropped.{ofmt}", ofmt),
-        "dropped_passages": (out / f"dropped_passages.{ofmt}", ofmt),
-        "annotations": (out / "annotations.parquet", "parquet"),
-    }
 
 
 _STORED_TYPES = {S.TEXT: pl.String, S.TEXT_NORM: pl.String, S.DOC_ID: pl.String, S.SOURCE_LINE: pl.Int64,
