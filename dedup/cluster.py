@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 import polars as pl
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from . import schema as S
 from .config import ClusterConfig
-from .minhash import ShingleSets, fast_signatures, fold, lsh_pairs
+from .minhash import ShingleSets, cpu_threads, fast_signatures, fold, fold_all, lsh_pairs, thread_pool
 
 
 class DisjointSet:
@@ -104,33 +104,75 @@ def keep_order(frame: pl.DataFrame, config: ClusterConfig, date_field: str) -> l
 
 
 def whitespace_key(col: pl.Series) -> pl.Series:
-    """The text with every run of whitespace as one space, trimmed: identical keys are exact copies."""
-    return col.fill_null("").str.replace_all(r"\s+", " ").str.strip_chars()
+    """The text with every run of whitespace as one space, trimmed: identical keys are exact copies.
+
+    Only texts with something to change (two whitespace characters in a row, one other than a
+    space, or whitespace at an end) go through the replacement; the rest are their own key."""
+    col = col.fill_null("")
+    busy = col.str.contains(r"\s\s|[^\S ]|^\s|\s$")
+    if not busy.any():
+        return col
+    at = np.flatnonzero(busy.to_numpy())
+    return col.clone().scatter(at, col.gather(at).str.replace_all(r"\s+", " ").str.strip_chars())
 
 
 def word_counts(col: pl.Series) -> np.ndarray:
     return col.fill_null("").str.count_matches(r"\w+").to_numpy()
 
 
-def signatures_of(texts: list[str], config: ClusterConfig) -> np.ndarray:
-    """MinHash signatures (uint32, ``num_perm`` wide) over the word shingles of the folded texts,
-    a chunk at a time."""
-    sig = np.empty((len(texts), config.num_perm), dtype=np.uint32)
-    for lo in range(0, len(texts), _CHUNK):
-        folded = [fold(t) for t in texts[lo : lo + _CHUNK]]
+def signatures_of(texts, config: ClusterConfig, threads: int = 0) -> np.ndarray:
+    """MinHash signatures (uint32, ``num_perm`` wide) over the word shingles of the folded texts
+    (a list or a polars Series).
+
+    Texts are folded ``_FOLD_CHUNK`` at a time (vectorised), then shingled and signed ``_CHUNK`` at a
+    time on ``threads`` threads (0: every CPU this process may use); numpy releases the GIL in
+    these loops, and each chunk writes its own rows, so the result is the same on any number."""
+    n = len(texts)
+    sig = np.empty((n, config.num_perm), dtype=np.uint32)
+
+    def sign(folded: list[str], at: int) -> None:
         sets = ShingleSets.from_spans(folded, "words", config.shingle_words)
-        sig[lo : lo + len(folded)] = fast_signatures(sets, config.num_perm, config.seed)
+        sig[at : at + len(folded)] = fast_signatures(sets, config.num_perm, config.seed)
+
+    jobs = []
+    with thread_pool(threads) as pool:
+        for lo in range(0, n, _FOLD_CHUNK):  # the next chunk is folded while the pool signs this one
+            folded = fold_all(texts[lo : lo + _FOLD_CHUNK], threads)
+            for job in jobs:
+                job.result()
+            jobs = [pool.submit(sign, folded[k : k + _CHUNK], lo + k) for k in range(0, len(folded), _CHUNK)]
+        for job in jobs:
+            job.result()
     return sig
 
 
 def duplicate_link(text: str, kept: str, folded=None) -> tuple[str, float]:
     """How a cluster member relates to the copy kept: ``("exact", 100.0)`` when identical up to
     whitespace, else ``("near", rapidfuzz ratio of the folded texts)``. ``folded``, if given, returns
-    the two folded texts (a caller that has them cached saves folding them again)."""
+    the two folded texts (a caller that has them cached saves folding them again).
+
+    The definition, one pair at a time; :func:`duplicate_links` gives the same for many at once."""
     if " ".join(text.split()) == " ".join(kept.split()):
         return "exact", 100.0
     fa, fb = folded() if folded is not None else (fold(text), fold(kept))
     return "near", fuzz.ratio(fa, fb)
+
+
+def duplicate_links(texts: list[str], kept: list[str], threads: int = 0) -> tuple[list[str], list[float]]:
+    """:func:`duplicate_link` of every pair ``(texts[k], kept[k])``: the near copies folded together
+    and their ratios computed by rapidfuzz on ``threads`` threads (0: every CPU)."""
+    key_a = whitespace_key(pl.Series(texts, dtype=pl.String)).hash(seed=0).to_numpy()
+    key_b = whitespace_key(pl.Series(kept, dtype=pl.String)).hash(seed=0).to_numpy()
+    kinds = ["exact" if ka == kb and " ".join(a.split()) == " ".join(b.split()) else "near"  # equal keys confirmed
+             for ka, kb, a, b in zip(key_a.tolist(), key_b.tolist(), texts, kept)]
+    sims = [100.0] * len(kinds)
+    near = [k for k, kind in enumerate(kinds) if kind == "near"]
+    if near:
+        ratios = process.cpdist(fold_all([texts[k] for k in near], threads), fold_all([kept[k] for k in near], threads),
+                                scorer=fuzz.ratio, dtype=np.float64, workers=cpu_threads(threads))
+        for k, r in zip(near, ratios.tolist()):
+            sims[k] = r
+    return kinds, sims
 
 
 CLUSTER_COLUMNS = {
@@ -143,11 +185,13 @@ CLUSTER_COLUMNS = {
 
 
 def cluster_documents(
-    frame: pl.DataFrame, config: ClusterConfig | None = None, *, active: pl.Series | None = None, date_field: str = "date"
+    frame: pl.DataFrame, config: ClusterConfig | None = None, *, active: pl.Series | None = None, date_field: str = "date",
+    threads: int = 0,
 ) -> tuple[pl.DataFrame, dict]:
     """The stage: add cluster id, ``duplicate_of``, similarity and kind. Drops no rows.
 
     ``active`` (bool per row) limits clustering to some documents, e.g. the non-empty ones.
+    ``threads``: threads for signatures and rapidfuzz (0: every CPU this process may use).
     Returns the frame and counts and seconds per step for the stats.
 
     Memory stays at the frame plus one signature row per document: texts are folded and shingled a
@@ -161,13 +205,6 @@ def cluster_documents(
     active_mask &= words > 0
     ds = DisjointSet(n)
     stats: dict = {"candidates": 0, "verified": 0}
-    folded_cache: dict[int, str] = {}  # only documents in candidate pairs or clusters
-
-    def folded_of(i: int) -> str:
-        if i not in folded_cache:
-            folded_cache[i] = fold(col[i])
-        return folded_cache[i]
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
@@ -190,19 +227,25 @@ def cluster_documents(
         # 2. MinHash LSH over one member of each long-enough exact group, then verification
         heads = [i for i in heads if words[i] >= config.min_words]
         t0 = time.perf_counter()
-        sig = signatures_of(col.gather(heads).to_list(), config) if heads else np.empty((0, config.num_perm), np.uint32)
+        sig = signatures_of(col.gather(heads), config, threads) if heads else np.empty((0, config.num_perm), np.uint32)
         timings["signature_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket)
         timings["lsh_seconds"] = time.perf_counter() - t0
         stats["candidates"] = int(len(cands))
         t0 = time.perf_counter()
-        estimates = (sig[cands[:, 0]] == sig[cands[:, 1]]).mean(axis=1) if len(cands) else np.empty(0)
-        for (a, b), estimate in zip(cands.tolist(), estimates.tolist()):
-            i, j = heads[a], heads[b]
-            if _verified(folded_of(i), folded_of(j), estimate, config):
-                stats["verified"] += 1
+        head_index = np.asarray(heads, dtype=np.int64)
+        for lo in range(0, len(cands), _VERIFY_CHUNK):  # folded texts of one chunk's pairs at a time
+            part = cands[lo : lo + _VERIFY_CHUNK]
+            estimates = (sig[part[:, 0]] == sig[part[:, 1]]).mean(axis=1)
+            part = head_index[part]
+            need = np.unique(part)
+            folded = dict(zip(need.tolist(), fold_all(col.gather(need), threads)))
+            ok = verify_pairs([folded[i] for i in part[:, 0].tolist()], [folded[j] for j in part[:, 1].tolist()],
+                              estimates, config, threads)
+            for i, j in part[ok].tolist():
                 ds.union(i, j)
+            stats["verified"] += int(ok.sum())
         timings["verify_seconds"] = time.perf_counter() - t0
     # 3. components and representatives
     t0 = time.perf_counter()
@@ -218,6 +261,7 @@ def cluster_documents(
     kept_row: list[int | None] = [None] * n
     rows = frame[S.ROW].to_list()
     clusters = 0
+    copies: list[tuple[int, int]] = []  # (member, the copy kept)
     for root, group in members.items():
         if len(group) < 2:
             continue
@@ -226,10 +270,14 @@ def cluster_documents(
         for i in group:
             cluster_id[i] = root
             kept_row[i] = rows[rep]
-            if i == rep:
-                continue
-            dup_of[i] = ids[rep]
-            dup_kind[i], dup_sim[i] = duplicate_link(col[i], col[rep], lambda: (folded_of(i), folded_of(rep)))
+            if i != rep:
+                dup_of[i] = ids[rep]
+                copies.append((i, rep))
+    for lo in range(0, len(copies), _VERIFY_CHUNK):
+        part = np.asarray(copies[lo : lo + _VERIFY_CHUNK], dtype=np.int64)
+        kinds, sims = duplicate_links(col.gather(part[:, 0]).to_list(), col.gather(part[:, 1]).to_list(), threads)
+        for i, kind, sim in zip(part[:, 0].tolist(), kinds, sims):
+            dup_kind[i], dup_sim[i] = kind, sim
     timings["components_seconds"] = time.perf_counter() - t0
     stats.update(
         clusters=clusters,
@@ -246,6 +294,9 @@ def cluster_documents(
 
 _KEY_CHUNK = 100_000  # texts whose whitespace-folded copies exist at once
 _CHUNK = 1000  # documents shingled at once: small enough that numpy reuses its buffers
+_FOLD_CHUNK = 20_000  # documents folded at once (their folded copies exist together)
+_VERIFY_CHUNK = 20_000  # candidate pairs, or cluster members, checked at once
+_EXACT_PAIRS = 64  # pairs shingled together for their exact Jaccard
 
 
 def _same_text(col: pl.Series, i: int, j: int) -> bool:
@@ -260,7 +311,7 @@ ESTIMATE_SIGMAS = 3.5
 
 def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:
     """A candidate pair (folded texts) is a near duplicate: Jaccard (exact near the threshold) and
-    rapidfuzz ratio both pass."""
+    rapidfuzz ratio both pass. The definition, one pair at a time: :func:`verify_pairs` must agree."""
     margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
     if estimate < config.threshold - margin:
         return False
@@ -269,3 +320,31 @@ def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:
         if sets.jaccard(0, 1) < config.threshold:
             return False
     return fuzz.ratio(fa, fb, score_cutoff=config.min_similarity) > 0
+
+
+def verify_pairs(folded_a: list[str], folded_b: list[str], estimates: np.ndarray, config: ClusterConfig,
+                 threads: int = 0) -> np.ndarray:
+    """:func:`_verified` of every candidate pair at once (a bool per pair): the estimate decides
+    first, the pairs near the threshold are shingled in one call for their exact Jaccard, and the
+    rest get their rapidfuzz ratios on ``threads`` threads (0: every CPU)."""
+    estimates = np.asarray(estimates, dtype=np.float64)
+    margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
+    ok = estimates >= config.threshold - margin
+    close = np.flatnonzero(ok & (estimates < config.threshold + margin))
+    workers = cpu_threads(threads)
+
+    def exact(idx: np.ndarray) -> np.ndarray:
+        sets = ShingleSets.from_spans([folded_a[k] for k in idx.tolist()] + [folded_b[k] for k in idx.tolist()],
+                                      "words", config.shingle_words)
+        return np.array([sets.jaccard(t, len(idx) + t) for t in range(len(idx))], dtype=np.float64)
+
+    if len(close):
+        with thread_pool(workers) as pool:  # a few pairs per call: each call's arrays stay small
+            jac = np.concatenate(list(pool.map(exact, np.array_split(close, -(-len(close) // _EXACT_PAIRS)))))
+        ok[close[jac < config.threshold]] = False
+    rest = np.flatnonzero(ok).tolist()
+    if rest:
+        ratios = process.cpdist([folded_a[k] for k in rest], [folded_b[k] for k in rest], scorer=fuzz.ratio,
+                                score_cutoff=config.min_similarity, dtype=np.float64, workers=workers)
+        ok[np.asarray(rest)[ratios <= 0]] = False
+    return ok

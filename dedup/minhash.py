@@ -11,9 +11,12 @@ within-document and the corpus stage; a test checks it against :class:`datasketc
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import polars as pl
 from datasketch import MinHash
 
 SCHEME = "affine32"
@@ -28,6 +31,88 @@ def fold(text: str) -> str:
     'ukraine s day of the armed forces'
     """
     return " ".join(_TOKEN.findall(text.lower()))
+
+
+def fold_all(texts, threads: int = 0) -> list[str]:
+    """:func:`fold` of every text of a list or polars Series, the same strings, vectorised.
+
+    ASCII texts are folded by polars (on ASCII, Rust's and Python's ``\\w`` and lower-casing agree);
+    any other text goes through :func:`fold` itself, so the result never departs from the definition.
+    Polars runs one string expression on one thread, so slices go to ``threads`` threads (0: every
+    CPU this process may use).
+    """
+    col = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
+    col = col.fill_null("")
+    workers = cpu_threads(threads)
+    if workers > 1 and len(col) >= 2 * _FOLD_SLICE:
+        step = max(_FOLD_SLICE, -(-len(col) // (2 * workers)))
+        with thread_pool(workers) as pool:
+            parts = pool.map(_fold_slice, [col.slice(lo, step) for lo in range(0, len(col), step)])
+            return [t for part in parts for t in part]
+    return _fold_slice(col)
+
+
+_FOLD_SLICE = 2000
+
+
+def _fold_slice(col: pl.Series) -> list[str]:
+    ascii_ = (col.str.len_bytes() == col.str.len_chars()).to_numpy()
+    out = col.str.to_lowercase().str.replace_all(r"[^\w]+", " ").str.strip_chars().to_list()
+    if not ascii_.all():
+        raw = col.to_list()
+        for i in np.flatnonzero(~ascii_).tolist():
+            out[i] = fold(raw[i])
+    return out
+
+
+class _Inline:
+    """A one-thread "pool" that runs each job at once in the calling thread: no extra thread, so no
+    extra malloc arena holding freed memory (what a memory-budgeted run needs)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args):
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def map(self, fn, items):
+        return [fn(x) for x in items]
+
+
+def thread_pool(threads: int = 0):
+    """A thread pool of ``threads`` (0: every CPU), or with one thread the calling thread itself."""
+    workers = cpu_threads(threads)
+    return _Inline() if workers == 1 else ThreadPoolExecutor(workers)
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """``requested`` threads, or with 0 every CPU this process may run on (its affinity mask, so
+    ``taskset -c 0`` means one)."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def owner(counts: np.ndarray) -> np.ndarray:
+    """For ``counts[k]`` items of each group ``k`` laid end to end, the group of every item:
+    ``np.repeat(np.arange(len(counts)), counts)``, without np.repeat's slow variable-count path.
+
+    >>> owner(np.array([2, 0, 1, 3])).tolist()
+    [0, 0, 2, 3, 3, 3]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    marks = np.zeros(total + 1, dtype=np.int64)
+    np.add.at(marks, np.cumsum(counts) - counts, 1)
+    return np.cumsum(marks[:total]) - 1
 
 
 def char_shingles(folded: str, k: int) -> set[str]:
@@ -149,9 +234,9 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
 # A shingle is a substring of the folded text (a character k-gram, or the span of k words, since
 # folded words are joined by single spaces). Its hash is a polynomial over its code points,
 # sum(c_t * B^(len-1-t)) mod 2^64, finished with the MurmurHash3 64-bit mixer. Every substring's
-# polynomial comes from one prefix sum over the batch: with Q[i] = sum_{t<i} c_t * B^-r(t), where
-# r(t) is t's offset inside its own text (B is odd, so it has an inverse mod 2^64), the polynomial of
-# a span [s, e) of one text is (Q[e] - Q[s]) * B^(r(e-1)); exponents stay below the longest text.
+# polynomial comes from one prefix sum over a run of texts laid end to end: with
+# Q[i] = sum_{t<i} c_t * B^-t (B is odd, so it has an inverse mod 2^64), the polynomial of a span
+# [s, e) is (Q[e] - Q[s]) * B^(e-1); runs are cut at about 64k characters, so exponents stay small.
 # MinHash signatures then follow datasketch's "affine32" scheme exactly, with the shingle hash's
 # high 32 bits as datasketch's ``hashfunc``; a test checks both agree value for value.
 # ---------------------------------------------------------------------------------------------
@@ -218,19 +303,51 @@ class ShingleSets:
 
     @classmethod
     def from_spans(cls, folded: list[str], kind: str, k: int) -> ShingleSets:
-        """Shingles of every text: ``kind`` is ``"chars"`` (k-grams) or ``"words"`` (k-word spans)."""
+        """Shingles of every text: ``kind`` is ``"chars"`` (k-grams) or ``"words"`` (k-word spans).
+
+        Texts are hashed in runs of about ``_RUN_CHARS`` characters (a longer text alone), so the
+        power tables, sized to a run, stay small however large the batch."""
         lengths = np.fromiter((len(t) for t in folded), dtype=np.int64, count=len(folded))
-        starts_of_text = np.r_[0, np.cumsum(lengths)]
-        joined = "".join(folded)
-        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        if kind == "chars":
-            group, s, e = _char_spans(lengths, starts_of_text, k)
-        else:
-            group, s, e = _word_spans(codes, lengths, starts_of_text, k)
-        rel = np.arange(len(codes), dtype=np.int64) - np.repeat(starts_of_text[:-1], lengths)
-        hashes = _substring_hashes(codes, rel, s, e, e - starts_of_text[:-1][group])
-        offsets = np.searchsorted(group, np.arange(len(folded) + 1), side="left").astype(np.int64)
-        return cls(hashes, offsets)
+        cuts = _runs(lengths, _RUN_CHARS)
+        hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            h, off = _hash_run(folded[lo:hi], lengths[lo:hi], kind, k)
+            offsets.append(off[1:] + sum(len(x) for x in hashes))
+            hashes.append(h)
+        return cls(np.concatenate(hashes) if hashes else np.empty(0, np.uint64), np.concatenate(offsets))
+
+
+_RUN_CHARS = 1 << 16  # characters hashed together: power tables of that size stay at 1 MB
+
+
+def _runs(lengths: np.ndarray, limit: int) -> list[int]:
+    """Cut points splitting texts into consecutive runs of at most ``limit`` characters (a text
+    longer than that forms a run alone).
+
+    >>> _runs(np.array([3, 3, 3, 9, 1]), 6)
+    [0, 2, 3, 4, 5]
+    """
+    cuts = [0]
+    ends = np.cumsum(lengths)
+    while cuts[-1] < len(lengths):
+        lo = cuts[-1]
+        base = ends[lo - 1] if lo else 0
+        hi = int(np.searchsorted(ends, base + limit, side="right"))
+        cuts.append(max(hi, lo + 1))
+    return cuts
+
+
+def _hash_run(folded: list[str], lengths: np.ndarray, kind: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes of one run of texts and each text's offsets into them."""
+    starts_of_text = np.r_[0, np.cumsum(lengths + 1)]  # each text is followed by one space
+    codes = np.frombuffer((" ".join(folded) + " ").encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if kind == "chars":
+        group, s, e = _char_spans(lengths, starts_of_text, k)
+    else:
+        group, s, e = _word_spans(codes, lengths, starts_of_text, k)
+    hashes = _substring_hashes(codes, s, e)
+    offsets = np.searchsorted(group, np.arange(len(folded) + 1), side="left").astype(np.int64)
+    return hashes, offsets
 
 
 _POWERS: dict[str, np.ndarray] = {}
@@ -241,62 +358,57 @@ def _power_table(name: str, base: int, size: int) -> np.ndarray:
     table = _POWERS.get(name)
     if table is None or len(table) < size:
         size = max(size, 4096, 2 * len(table) if table is not None else 0)
-        table = np.empty(size, dtype=np.uint64)
-        table[0] = 1
-        table[1:] = np.uint64(base)
+        table = np.ones(size, dtype=np.uint64)
+        table[1] = base
+        filled = 2  # each pass multiplies the filled prefix by base**filled, doubling it
         with np.errstate(over="ignore"):
-            table = np.cumprod(table, dtype=np.uint64)
+            while filled < size:
+                step = pow(base, filled, 1 << 64)
+                m = min(filled, size - filled)
+                np.multiply(table[:m], np.uint64(step), out=table[filled : filled + m])
+                filled += m
         _POWERS[name] = table
     return table
 
 
-def _substring_hashes(codes: np.ndarray, rel: np.ndarray, starts: np.ndarray, ends: np.ndarray, rel_end: np.ndarray) -> np.ndarray:
-    """Hashes of ``text[s:e]`` for every span. ``rel`` is each code point's offset in its own text
-    and ``rel_end`` each span's end offset in its text: exponents stay below the longest text's length,
-    so the power tables stay small however large the batch."""
+def _substring_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Hashes of ``codes[s:e]`` for every span, from one prefix sum over the run (exponents are
+    positions in the run, so they stay below its length)."""
     if not len(starts):
         return np.empty(0, dtype=np.uint64)
-    longest = int(rel.max()) + 2 if len(rel) else 2
-    inv_pow = _power_table("inv", _B_INV, longest)
-    pow_ = _power_table("pow", _B, longest)
+    inv_pow = _power_table("inv", _B_INV, len(codes) + 1)
+    pow_ = _power_table("pow", _B, len(codes) + 1)
     prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        np.cumsum(codes * inv_pow[rel], dtype=np.uint64, out=prefix[1:])
-        poly = (prefix[ends] - prefix[starts]) * pow_[rel_end - 1]
+        np.cumsum(codes * inv_pow[: len(codes)], dtype=np.uint64, out=prefix[1:])
+        poly = (prefix[ends] - prefix[starts]) * pow_[ends - 1]
     return _fmix(poly, 64)
 
 
 def _char_spans(lengths: np.ndarray, text_starts: np.ndarray, k: int):
     """(text, start, end) of every character k-gram; a text shorter than k is one shingle."""
     counts = np.where(lengths > k, lengths - k + 1, (lengths > 0).astype(np.int64))
-    group = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    group = owner(counts)
     first = np.cumsum(counts) - counts
-    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(first, counts)
+    within = np.arange(len(group), dtype=np.int64) - first[group]
     starts = text_starts[:-1][group] + within
     ends = starts + np.minimum(k, lengths[group])
     return group, starts, ends
 
 
 def _word_spans(codes: np.ndarray, lengths: np.ndarray, text_starts: np.ndarray, k: int):
-    """(text, start, end) of every run of k words; a text of fewer words is one shingle."""
-    n = len(codes)
-    is_char = codes != 32
-    text_of = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    boundary = np.zeros(n, dtype=bool)
-    boundary[text_starts[:-1][lengths > 0]] = True
-    prev_space = np.r_[True, ~is_char[:-1]] if n else np.empty(0, dtype=bool)
-    next_space = np.r_[~is_char[1:], True] if n else np.empty(0, dtype=bool)
-    ends_at = np.zeros(n, dtype=bool)
-    ends_at[(text_starts[1:] - 1)[lengths > 0]] = True
-    w_start = np.flatnonzero(is_char & (prev_space | boundary))
-    w_end = np.flatnonzero(is_char & (next_space | ends_at)) + 1
-    w_text = text_of[w_start]
-    words = np.bincount(w_text, minlength=len(lengths)).astype(np.int64)
+    """(text, start, end) of every run of k words; a text of fewer words is one shingle. A word is a
+    maximal run of non-space code points; texts are laid out with a space after each, so no run
+    crosses from one text into the next."""
+    d = np.diff((codes != 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    w_start = np.flatnonzero(d == 1)
+    w_end = np.flatnonzero(d == -1)
+    words = np.diff(np.searchsorted(w_start, text_starts)).astype(np.int64)  # words starting in each text
     counts = np.where(words > k, words - k + 1, (words > 0).astype(np.int64))
-    group = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    group = owner(counts)
     first_word = np.cumsum(words) - words
     first_span = np.cumsum(counts) - counts
-    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(first_span, counts)
+    within = np.arange(len(group), dtype=np.int64) - first_span[group]
     lo = first_word[group] + within
     hi = lo + np.minimum(k, words[group]) - 1
     return group, w_start[lo], w_end[hi]
@@ -310,7 +422,7 @@ def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 
     b = b.astype(np.uint32)
     out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     sizes = sets.sizes()
-    group = np.repeat(np.arange(len(sets), dtype=np.int64), sizes)
+    group = owner(sizes)
     h32 = _fmix((sets.hashes >> np.uint64(32)).astype(np.uint32), 32)
     for lo in range(0, len(h32), chunk):  # a chunk stays in cache across the permutations
         hv = h32[lo : lo + chunk]

@@ -35,11 +35,11 @@ import numpy as np
 import polars as pl
 
 from . import schema as S
-from .cluster import CLUSTER_COLUMNS, DisjointSet, _verified, duplicate_link, keep_order, signatures_of, whitespace_key, word_counts
+from .cluster import CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, signatures_of, verify_pairs, whitespace_key, word_counts
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
 from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
-from .minhash import band_keys, bucket_pairs, fold
+from .minhash import band_keys, bucket_pairs, fold_all
 from .pipeline import (
     Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
     duplicate_ids, fingerprint, finish_documents, output_files, remove_stale, result_counts, stage_timer,
@@ -53,6 +53,9 @@ from .report import markdown_report, merge_samples, report_samples
 # ``python -m benchmarks.stream``), and a batch may take a third of the budget.
 BYTES_PER_CHAR = 100
 MIN_BUDGET = 64 * 10**6
+# The streaming run signs, verifies and links on one thread: every extra thread gets its own malloc
+# arena, which keeps what it freed, and at a small budget that alone breaks the bound.
+THREADS = 1
 
 KEYS = {  # the compact row kept per document
     S.ROW: pl.Int64, "id_hash": pl.UInt64, "live": pl.Boolean,
@@ -72,9 +75,10 @@ class Budget:
 
     @property
     def fetch_chars(self) -> int:
-        """Characters of text read back at once to verify or link pairs: each is held as a polars
-        string, a Python string and a folded copy, so a twenty-fourth of the budget."""
-        return self.bytes // 24
+        """Characters of text read back at once to verify or link pairs: each is held as a Python
+        string, and while a batch of pairs is keyed and folded as polars strings (up to six
+        transient copies of a pair's two texts) and folded, so a forty-eighth of the budget."""
+        return self.bytes // 48
 
     @classmethod
     def of(cls, config: PipelineConfig) -> Budget:
@@ -375,7 +379,7 @@ def _cluster_inputs(docs: pl.DataFrame, config: PipelineConfig) -> tuple[pl.Data
     words = word_counts(col)
     live = docs[S.DROP_REASON].is_null().to_numpy() & (words > 0)
     eligible = np.flatnonzero(live & (words >= cc.min_words)) if cc.enabled else np.empty(0, dtype=np.int64)
-    sig = signatures_of(col.gather(eligible).to_list(), cc) if len(eligible) else np.empty((0, cc.num_perm), np.uint32)
+    sig = signatures_of(col.gather(eligible), cc, THREADS) if len(eligible) else np.empty((0, cc.num_perm), np.uint32)
     bands = np.ascontiguousarray(band_keys(sig, cc.bands, cc.rows).T)
     pos = np.full(docs.height, -1, dtype=np.int64)
     pos[eligible] = np.arange(len(eligible))
@@ -506,10 +510,9 @@ def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: 
             sig = _signatures(spill, batch, pos, np.unique(part))
             texts = _folded(spill, head_rows[np.unique(part)])
             estimates = (np.stack([sig[a] for a in part[:, 0]]) == np.stack([sig[b] for b in part[:, 1]])).mean(axis=1)
-            for (a, b), estimate in zip(part.tolist(), estimates.tolist()):
-                i, j = int(head_rows[a]), int(head_rows[b])
-                if _verified(texts[i], texts[j], estimate, cc):
-                    verified.append((i, j))
+            rows = head_rows[part]
+            ok = verify_pairs([texts[i] for i in rows[:, 0].tolist()], [texts[j] for j in rows[:, 1].tolist()], estimates, cc, THREADS)
+            verified.extend(map(tuple, rows[ok].tolist()))
         stats["verified"] = len(verified)
         edges.append(np.asarray(verified, dtype=np.int64).reshape(-1, 2))
         timings["verify_seconds"] = time.perf_counter() - t0
@@ -563,7 +566,8 @@ def _signatures(spill: _Spill, batch: np.ndarray, pos: np.ndarray, heads: np.nda
 
 
 def _folded(spill: _Spill, rows: np.ndarray) -> dict[int, str]:
-    return {r: fold(t) for r, t in spill.texts(np.unique(rows)).items()}
+    texts = spill.texts(np.unique(rows))
+    return dict(zip(texts, fold_all(list(texts.values()), THREADS)))
 
 
 def _link(keys: pl.DataFrame, edges: np.ndarray, spill: _Spill, budget: Budget) -> pl.DataFrame:
@@ -593,10 +597,10 @@ def _link(keys: pl.DataFrame, edges: np.ndarray, spill: _Spill, budget: Budget) 
         part = others.slice(lo, hi - lo)
         need = np.unique(np.concatenate([part[S.ROW].to_numpy(), part[S.KEPT_ROW].to_numpy()]))
         texts = spill.texts(need)
-        for i, kept in part.select(S.ROW, S.KEPT_ROW).iter_rows():
-            kind, sim = duplicate_link(texts[i] or "", texts[kept] or "")
-            kinds.append(kind)
-            sims.append(float(sim))
+        pairs = part.select(S.ROW, S.KEPT_ROW).rows()
+        k, sim = duplicate_links([texts[i] or "" for i, _ in pairs], [texts[kept] or "" for _, kept in pairs], THREADS)
+        kinds += k
+        sims += [float(x) for x in sim]
     linked = others.select(S.ROW).with_columns(pl.Series(S.DUP_KIND, kinds, dtype=pl.String),
                                                pl.Series(S.DUP_SIMILARITY, sims, dtype=pl.Float64))
     out = frame.join(linked, on=S.ROW, how="left").select(

@@ -247,3 +247,84 @@ def test_bucket_pairs_equal_their_definition(seed):
     max_bucket = int(rng.integers(2, 12))
     got = bucket_pairs(lambda b: keys[:, b], n, bands, groups, max_bucket)
     assert [tuple(p) for p in got.tolist()] == _buckets_by_hand(keys, groups, max_bucket)
+
+
+# --- the vectorised helpers against their one-at-a-time definitions -----------------------------
+
+@pytest.fixture(scope="module")
+def reuters_texts() -> list[str]:
+    import gzip
+    import json
+
+    from .conftest import REUTERS, need
+
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as fh:
+        return [json.loads(line)["text"] or "" for _, line in zip(range(5000), fh)]
+
+
+_ODD_TEXTS = ["", "   ", "a", "One two", "Ünïcødé  text – with “quotes” and İstanbul ǅ", "x\u00a0y\tz\n\nw ", "ÀB_c9 d-e",
+              "ﬁne ﬂour", "Straße STRASSE", "日本語のテキスト 123", "emoji 🙂 here", None]
+
+
+def test_fold_all_is_fold_on_real_and_odd_texts(reuters_texts):
+    from dedup.minhash import fold_all
+
+    texts = reuters_texts[:3000] + _ODD_TEXTS
+    want = [fold(t or "") for t in texts]
+    assert fold_all(texts, 1) == want
+    assert fold_all(pl.Series(texts, dtype=pl.String), 2) == want  # sliced across two threads
+
+
+def test_owner_is_repeat():
+    from dedup.minhash import owner
+
+    rng = np.random.default_rng(0)
+    for counts in ([0], [3], [0, 0, 2, 0], rng.integers(0, 5, 200)):
+        counts = np.asarray(counts)
+        assert owner(counts).tolist() == np.repeat(np.arange(len(counts)), counts).tolist()
+
+
+def test_whitespace_key_is_the_plain_replacement():
+    from dedup.cluster import whitespace_key
+
+    col = pl.Series(_ODD_TEXTS + ["a b", " a b", "a  b", "a b\n"], dtype=pl.String)
+    want = col.fill_null("").str.replace_all(r"\s+", " ").str.strip_chars()
+    assert whitespace_key(col).to_list() == want.to_list()
+
+
+def test_batched_verification_and_links_equal_the_pair_definitions(reuters_texts):
+    """verify_pairs and duplicate_links decide as _verified and duplicate_link, pair by pair, on the
+    LSH candidates of real stories (near the threshold, so exact Jaccard is exercised) and on
+    exact copies that differ only in whitespace."""
+    from dedup.cluster import _verified, duplicate_link, duplicate_links, signatures_of, verify_pairs
+    from dedup.minhash import fold_all
+
+    texts = reuters_texts[:4000]
+    texts = texts + [" ".join(t.split()) + "  " for t in texts[:50]] + [t.replace(".", ",") for t in texts[50:100]]
+    config = ClusterConfig()
+    sig = signatures_of(texts, config, 2)
+    cands = lsh_pairs(sig, config.bands, config.rows)
+    assert len(cands) > 100
+    est = (sig[cands[:, 0]] == sig[cands[:, 1]]).mean(axis=1)
+    folded = fold_all(texts)
+    fa, fb = [folded[i] for i in cands[:, 0]], [folded[j] for j in cands[:, 1]]
+    want = [_verified(a, b, e, config) for a, b, e in zip(fa, fb, est)]
+    margin = 3.5 * 0.5 / config.num_perm**0.5
+    assert ((est > config.threshold - margin) & (est < config.threshold + margin)).sum() > 10
+    assert verify_pairs(fa, fb, est, config, 2).tolist() == want
+    assert verify_pairs(fa, fb, est, config, 1).tolist() == want
+    a, b = [texts[i] for i in cands[:, 0]], [texts[j] for j in cands[:, 1]]
+    kinds, sims = duplicate_links(a, b, 2)
+    assert list(zip(kinds, sims)) == [duplicate_link(x, y) for x, y in zip(a, b)]
+    assert {"exact", "near"} <= set(kinds)
+
+
+def test_signatures_do_not_depend_on_threads(reuters_texts):
+    from dedup.cluster import signatures_of
+
+    config = ClusterConfig()
+    texts = reuters_texts[:2500] + [t or "" for t in _ODD_TEXTS]
+    one = signatures_of(texts, config, 1)
+    assert np.array_equal(one, signatures_of(pl.Series(texts), config, 2))
+    ref = signatures([word_shingles(fold(t), config.shingle_words) for t in texts[-40:]], config.num_perm, config.seed)
+    assert np.array_equal(one[-40:], ref)

@@ -35,7 +35,8 @@ import numpy as np
 import polars as pl
 
 from .. import schema as S
-from ..cluster import DisjointSet, _verified, duplicate_link, keep_order, signatures_of, whitespace_key, word_counts
+from ..cluster import DisjointSet, duplicate_links, keep_order, signatures_of, whitespace_key, word_counts
+from ..cluster import verify_pairs as verified_mask
 from ..config import PipelineConfig
 from ..errors import DedupError, InputError
 from ..garble import NOT_SCORED
@@ -151,7 +152,7 @@ def _process(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
     bands: list = [None] * docs.height
     if cc.enabled and len(eligible):
         texts = docs[S.TEXT_NORM].gather(eligible).to_list()
-        sig = signatures_of(texts, cc)
+        sig = signatures_of(texts, cc, threads=1)  # one Spark task per core
         keys = band_keys(sig, cc.bands, cc.rows).view(np.int64)
         for k, i in enumerate(eligible.tolist()):
             sigs[i] = sig[k].astype(np.int64).tolist()
@@ -202,20 +203,18 @@ def bucket_pairs(max_bucket: int):
 
 def verify_pairs(config):
     """Candidate pairs with both texts and signatures -> the pairs the local engine's check accepts."""
-    from ..minhash import fold
+    from ..minhash import fold_all
 
     def fn(batches):
         import pyarrow as pa
 
         for batch in batches:
             b = pl.from_arrow(batch)
-            keep_i, keep_j = [], []
-            for i, j, ti, tj, si, sj in b.select("i", "j", "text_i", "text_j", "sig_i", "sig_j").iter_rows():
-                estimate = float(np.mean(np.asarray(si) == np.asarray(sj)))
-                if _verified(fold(ti), fold(tj), estimate, config):
-                    keep_i.append(i)
-                    keep_j.append(j)
-            yield pa.RecordBatch.from_pydict({"i": pa.array(keep_i, pa.int64()), "j": pa.array(keep_j, pa.int64())})
+            if b.height:
+                estimates = (np.stack(b["sig_i"].to_numpy()) == np.stack(b["sig_j"].to_numpy())).mean(axis=1)
+                ok = verified_mask(fold_all(b["text_i"], 1), fold_all(b["text_j"], 1), estimates, config, threads=1)
+                b = b.filter(pl.Series(ok))
+            yield pa.RecordBatch.from_pydict({"i": pa.array(b["i"].to_numpy(), pa.int64()), "j": pa.array(b["j"].to_numpy(), pa.int64())})
 
     return fn
 
@@ -228,11 +227,7 @@ def link_members():
 
         for batch in batches:
             b = pl.from_arrow(batch)
-            kinds, sims = [], []
-            for text, kept in b.select("text", "kept_text").iter_rows():
-                kind, sim = duplicate_link(text or "", kept or "")
-                kinds.append(kind)
-                sims.append(float(sim))
+            kinds, sims = duplicate_links(b["text"].fill_null("").to_list(), b["kept_text"].fill_null("").to_list(), threads=1)
             yield pa.RecordBatch.from_pydict({
                 S.ROW: batch.column(S.ROW), S.CLUSTER_ID: batch.column("root"), S.DUPLICATE_OF: batch.column("kept_id"),
                 S.DUP_SIMILARITY: pa.array(sims, pa.float64()), S.DUP_KIND: pa.array(kinds, pa.string()),
