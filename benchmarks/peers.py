@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
 from dedup import schema as S
 from dedup.cluster import DisjointSet, cluster_documents
 from dedup.config import ClusterConfig
-from dedup.minhash import ShingleSets, fold, word_shingles
+from dedup.minhash import fold, word_shingles
 
 NUM_PERM = 128
 BANDS, ROWS = 32, 4
@@ -88,27 +91,80 @@ def rensa(texts: list[str]) -> tuple[np.ndarray, dict]:
     return _labels_from_pairs(len(texts), pairs), {}
 
 
-def hashing_floor(texts: list[str]) -> tuple[np.ndarray | None, dict]:
-    """Not a tool: hashing every word 3-gram once, vectorised; the least any of them must do."""
-    ShingleSets.from_spans([fold(t) for t in texts], "words", SHINGLE_WORDS)
+def datatrove(texts: list[str]) -> tuple[np.ndarray, dict]:
+    """datatrove's MinHash deduplication, its four stages on the local executor: signatures, buckets
+    (one task per band, on both cores), clusters, filter. Same n-grams (3), bands (32) and rows (4)
+    and seed; its own word tokenizer and text normalisation (lower case, punctuation and digits
+    simplified) and 64-bit xxhash. It writes every stage's output to disk, as it is built to."""
+    import logging
+    import tempfile
+
+    from datatrove.data import Document
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
+                                                  MinhashDedupFilter, MinhashDedupSignature)
+
+    logging.disable(logging.WARNING)
+    try:
+        from loguru import logger
+        logger.remove()
+    except ImportError:
+        pass
+    cfg = MinhashConfig(n_grams=SHINGLE_WORDS, num_buckets=BANDS, hashes_per_bucket=ROWS, seed=SEED)
+    docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as d:
+        def run(pipeline, tasks=1, workers=1, name="x"):
+            LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=workers, logging_dir=f"{d}/logs-{name}").run()
+
+        run([docs, MinhashDedupSignature(output_folder=f"{d}/sig", config=cfg)], name="sig")
+        run([MinhashDedupBuckets(input_folder=f"{d}/sig", output_folder=f"{d}/buckets", config=cfg)],
+            tasks=BANDS, workers=2, name="buckets")
+        run([MinhashDedupCluster(input_folder=f"{d}/buckets", output_folder=f"{d}/remove", config=cfg, save_cluster_id=True)],
+            name="cluster")
+        run([docs, MinhashDedupFilter(input_folder=f"{d}/remove")], name="filter")
+        raw = Path(d, "remove", "000000.clusters")
+        pairs = np.frombuffer(raw.read_bytes(), dtype="<u4").reshape(-1, 2) if raw.exists() else np.empty((0, 2), np.uint32)
+    labels = np.arange(len(texts), dtype=np.int64)
+    labels[pairs[:, 0].astype(np.int64)] = len(texts) + pairs[:, 1].astype(np.int64)
+    return labels, {}
+
+
+def hashing_floor(texts: pl.Series) -> tuple[np.ndarray | None, dict]:
+    """Not a tool: the least any of them must do, written as a user would vectorise it with polars:
+    case-fold, split into words, hash every word once (polars' hash) and mix each run of three word
+    hashes into one 3-gram hash; no signatures, no LSH. Chunked, so memory stays flat."""
+    total = 0
+    for lo in range(0, len(texts), 20_000):
+        words = (pl.DataFrame({"t": texts.slice(lo, 20_000)}).with_row_index("doc")
+                 .select("doc", pl.col("t").str.to_lowercase().str.extract_all(r"\w+").alias("w")).explode("w")
+                 .drop_nulls())
+        h = words["w"].hash(seed=SEED).to_numpy()
+        doc = words["doc"].to_numpy()
+        with np.errstate(over="ignore"):
+            grams = (h[:-2] * np.uint64(0x9E3779B97F4A7C15)) ^ (h[1:-1] * np.uint64(0xC2B2AE3D27D4EB4F)) ^ h[2:]
+        total += int(np.count_nonzero(grams[doc[:-2] == doc[2:]]))  # the 3-grams inside one document
     return None, {}
 
 
-TAKES_SERIES = {"dedup"}  # the others get a list of str, made before their clock starts
+TAKES_SERIES = {"dedup", "hashing_floor"}  # the others get a list of str, made before their clock starts
 
 PEERS = {
     "dedup": dedup_cluster,
     "datasketch_update_batch": datasketch_update_batch,
     "datasketch_bulk": datasketch_bulk,
     "rensa": rensa,
+    "datatrove": datatrove,
     "hashing_floor": hashing_floor,
 }
 
 
 def available(name: str) -> bool:
-    if name == "rensa":
-        try:
-            import rensa as _  # noqa: F401
-        except ImportError:
-            return False
+    """Whether a peer's package is installed (the ``bench`` extra)."""
+    module = {"rensa": "rensa", "datatrove": "datatrove.pipeline.dedup.minhash"}.get(name)
+    if module is None:
+        return True
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
     return True

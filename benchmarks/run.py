@@ -106,12 +106,21 @@ def child(tool: str, corpus: Path, labels_out: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mb": rss_mb, "stages": stages}))
 
 
-def measure(tool: str, corpus: Path, labels_out: Path, threads: int | None) -> dict:
+def pinned(cores: int | None):
+    """The environment and ``preexec_fn`` of a child pinned to the first ``cores`` CPUs (it then sees
+    that many: dedup's threads and process pool follow the affinity mask), or as it is for None."""
     env = dict(os.environ)
-    if threads is not None:
-        env.update(POLARS_MAX_THREADS=str(threads), OMP_NUM_THREADS=str(threads), RAYON_NUM_THREADS=str(threads))
+    if cores is None:
+        return env, None
+    env.update(POLARS_MAX_THREADS=str(cores), OMP_NUM_THREADS=str(cores), RAYON_NUM_THREADS=str(cores))
+    cpus = sorted(os.sched_getaffinity(0))[:cores]
+    return env, lambda: os.sched_setaffinity(0, cpus)
+
+
+def measure(tool: str, corpus: Path, labels_out: Path, threads: int | None) -> dict:
+    env, pin = pinned(threads)
     cmd = [sys.executable, "-m", "benchmarks.run", "--child", tool, str(corpus), str(labels_out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, preexec_fn=pin)
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} failed on {corpus}:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -164,7 +173,7 @@ def run_suite(sizes: list[int], repeats: int, tools: list[str], seed: int, reute
                 continue
             runs = [measure(tool, corpus_path, cache / f"labels-{tool}-{n}.npy", threads) for _ in range(repeats)]
             row = {
-                "tool": tool if threads is None else f"{tool} (1 thread)",
+                "tool": tool if threads is None else f"{tool} (1 core)",
                 "docs": n,
                 "seconds_median": statistics.median(r["seconds"] for r in runs),
                 "seconds_all": [round(r["seconds"], 3) for r in runs],
@@ -205,7 +214,7 @@ def main(argv=None) -> None:
     ap.add_argument("--child", nargs=3, metavar=("TOOL", "CORPUS", "LABELS"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--tools", nargs="+", default=["dedup", "datasketch_update_batch", "datasketch_bulk", "rensa", "hashing_floor"])
+    ap.add_argument("--tools", nargs="+", default=["dedup", "datasketch_update_batch", "datasketch_bulk", "rensa", "datatrove", "hashing_floor"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuters", type=Path, default=DEFAULT_REUTERS)
     ap.add_argument("--out", type=Path, default=HERE / "results")

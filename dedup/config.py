@@ -281,6 +281,10 @@ class EngineConfig:
         Given, ``dedup clean`` streams the corpus through in batches sized to it and keeps only a
         compact row per document in memory, so an input larger than memory goes through
         (:mod:`dedup.stream`). ``""``: the corpus is held in memory (fastest while it fits).
+    processes: worker processes for the per-document stages of an in-memory run (normalise,
+        segment, pairs, garble), one batch of ``output.checkpoint_documents`` each at a time;
+        0: one per CPU this process may use, 1: none (all in the calling process). The outputs are
+        the same on any number. A streaming run (``memory_budget``) uses one process.
     """
 
     name: str = "polars"
@@ -290,9 +294,11 @@ class EngineConfig:
     driver_components_max: int = 5_000_000
     driver_memory: str = ""
     memory_budget: str = ""
+    processes: int = 0
 
     def __post_init__(self) -> None:
         _choice("engine", "name", self.name, ("polars", "spark"))
+        _range("engine", "processes", self.processes, 0, 1024)
         if self.memory_budget:
             parse_size(self.memory_budget, "engine.memory_budget")
         if not self.master:

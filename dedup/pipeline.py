@@ -16,6 +16,7 @@ from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_atomic, write_frame, write_text
+from .minhash import cpu_threads
 from .normalise import normalise
 from .pairs import find_pairs
 from .segment import segment
@@ -345,35 +346,66 @@ def fingerprint(source, config: PipelineConfig) -> str:
 
 
 def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool):
-    """The document stage over the whole frame, or batch by batch through the checkpoints."""
+    """The document stage over the whole frame, or batch by batch through the checkpoints; batches
+    not already done go to a pool of worker processes when there are several and more than one CPU
+    (``engine.processes``). Results are taken, and checkpointed, in batch order."""
     if checkpoints is None:
         return document_stage(documents, config, timed=timed, progress=progress)
     size = config.output.checkpoint_documents
-    docs_parts, passage_parts = [], []
-    for k, lo in enumerate(range(0, max(documents.height, 1), size)):
-        done = checkpoints.load(k)
-        if done is None:
-            done = document_stage(documents.slice(lo, size), config, timed=timed, progress=progress)
-            checkpoints.save(k, *done)
-        docs_parts.append(done[0])
-        passage_parts.append(done[1])
-    return pl.concat(docs_parts, how="vertical_relaxed"), pl.concat(passage_parts, how="vertical_relaxed")
+    starts = list(range(0, max(documents.height, 1), size))
+    done = {k: checkpoints.load(k) for k in range(len(starts))}
+    todo = [k for k, d in done.items() if d is None]
+    workers = min(cpu_threads(config.engine.processes), len(todo))
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: polars' and rapidfuzz's thread pools do not survive a fork
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {k: pool.submit(_stage_batch, documents.slice(starts[k], size), config) for k in todo} if pool else {}
+        for k in todo:
+            if pool is not None:
+                docs, passages, seconds = futures.pop(k).result()
+                for name, value in seconds.items():
+                    timed.add(name, value)
+            else:
+                docs, passages = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
+            checkpoints.save(k, docs, passages)
+            done[k] = (docs, passages)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    parts = [done[k] for k in range(len(starts))]
+    return pl.concat([d for d, _ in parts], how="vertical_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
+
+
+def _stage_batch(documents: pl.DataFrame, config: PipelineConfig) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """One batch through the document stage in a worker process, with its seconds per stage."""
+    stats: dict[str, Any] = {}
+    docs, passages = document_stage(documents, config, timed=stage_timer(stats))
+    return docs, passages, {name: block["seconds"] for name, block in stats.items()}
 
 
 def stage_timer(stats: dict[str, Any], bar=None):
     """``timed(name, fn, *args)``: run ``fn`` and add its seconds to ``stats[name]["seconds"]``."""
+
+    def add(name: str, seconds: float) -> None:
+        block = stats.setdefault(name, {})
+        block["seconds"] = round(block.get("seconds", 0.0) + seconds, 4)  # summed over batches
 
     def timed(name: str, fn, *args, **kwargs):
         if bar is not None:
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
-        block = stats.setdefault(name, {})
-        block["seconds"] = round(block.get("seconds", 0.0) + time.perf_counter() - t0, 4)  # summed over batches
+        add(name, time.perf_counter() - t0)
         if bar is not None:
             bar.update(1)
         return out
 
+    timed.add = add  # seconds measured elsewhere (a worker process)
     return timed
 
 

@@ -38,10 +38,29 @@ def test_suite_smoke(tmp_path):
           "--reuters", str(need(REUTERS)), "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")])
     record = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
     tools = {r["tool"] for r in record["results"]}
-    assert tools == {"dedup", "datasketch_bulk", "hashing_floor", "dedup (1 thread)"}
+    assert tools == {"dedup", "datasketch_bulk", "hashing_floor", "dedup (1 core)"}
     for key in ("versions", "platform", "cpu_count", "seed", "params", "command"):
         assert record[key] is not None
     dedup = next(r for r in record["results"] if r["tool"] == "dedup")
     assert dedup["pair_precision"] == 1.0 and dedup["strong_pair_recall"] == 1.0
     report = next((tmp_path / "results").glob("*.md")).read_text()
     assert "| dedup |" in report and "datasketch_bulk" in report
+
+
+def test_clean_beside_ftfy_smoke(tmp_path):
+    """The whole-clean benchmark runs end to end on a few Reuters stories and writes its report."""
+    import gzip
+
+    from benchmarks.clean import main
+
+    small = tmp_path / "small.jsonl"
+    with gzip.open(need(REUTERS), "rt", encoding="utf-8") as fh:
+        small.write_text("".join(next(fh) for _ in range(60)), encoding="utf-8")
+    main(["--repeats", "1", "--synthetic", "0", "--corpora", str(small), "--out", str(tmp_path / "results"),
+          "--cache", str(tmp_path / "cache")])
+    record = json.loads(next((tmp_path / "results").glob("clean-*.json")).read_text())
+    rows = record["results"]["small.jsonl"]
+    assert [r["run"] for r in rows] == ["dedup clean (all cores)", "dedup clean (1 core)", "ftfy.fix_text alone (1 core)"]
+    assert all(r["seconds_median"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert "normalise" in rows[1]["stage_seconds"]
+    assert "/ ftfy alone" in next((tmp_path / "results").glob("clean-*.md")).read_text()

@@ -27,19 +27,25 @@ DATA_FILES = ("cleaned.jsonl", "dropped.jsonl", "dropped_passages.jsonl", "annot
 
 
 def test_same_input_same_bytes(tmp_path):
-    """Two runs, and a run on one polars thread, write byte-identical data files; stats and report
-    differ only in their seconds."""
+    """Two runs, a run on one polars thread and one process, and runs whose document stage is cut
+    into five batches (a pool of two worker processes, or none) write byte-identical data files;
+    stats and report differ only in their seconds."""
     src = reuters_head(tmp_path, 2000)
     one = dict(os.environ, POLARS_MAX_THREADS="1")
-    for name, env in (("a", None), ("b", None), ("one-thread", one)):
-        proc = _cli("clean", src, "-o", tmp_path / name, "-q", env=env)
+    batches = ["--set", "output.checkpoint_documents=400"]
+    runs = {"a": (None, []), "b": (None, []), "one-thread": (one, ["--set", "engine.processes=1"]),
+            "pool": (None, batches + ["--set", "engine.processes=2"]), "batched": (None, batches + ["--set", "engine.processes=1"])}
+    for name, (env, extra) in runs.items():
+        proc = _cli("clean", src, "-o", tmp_path / name, "-q", *extra, env=env)
         assert proc.returncode == 0, proc.stderr
     for f in DATA_FILES:
         a = (tmp_path / "a" / f).read_bytes()
-        assert a == (tmp_path / "b" / f).read_bytes() == (tmp_path / "one-thread" / f).read_bytes(), f
-    for f in ("stats.json", "report.md"):
-        texts = {_without_seconds((tmp_path / n / f).read_text()) for n in ("a", "b", "one-thread")}
-        assert len(texts) == 1, f
+        assert all(a == (tmp_path / n / f).read_bytes() for n in runs), f
+    reports = {_without_seconds((tmp_path / n / "report.md").read_text()) for n in runs}
+    assert len(reports) == 1
+    stats = {n: json.loads(_without_seconds((tmp_path / n / "stats.json").read_text())) for n in runs}
+    assert stats["pool"]["config"]["engine"]["processes"] == 2  # the settings differ, and only they
+    assert len({json.dumps({k: v for k, v in st.items() if k != "config"}, sort_keys=True) for st in stats.values()}) == 1
 
 
 _SENTENCES: list[str] = []
