@@ -247,48 +247,48 @@ def cluster_documents(
                 ds.union(i, j)
             stats["verified"] += int(ok.sum())
         timings["verify_seconds"] = time.perf_counter() - t0
-    # 3. components and representatives
+    # 3. components and representatives (only documents linked to another are visited)
     t0 = time.perf_counter()
-    order = keep_order(frame, config, date_field)
     members: dict[int, list[int]] = {}
-    for i in np.flatnonzero(active_mask).tolist():
+    for i in [i for i, p in enumerate(ds.parent) if p != i]:
         members.setdefault(ds.find(i), []).append(i)
-    ids = frame[S.DOC_ID].to_list()
-    cluster_id: list[int | None] = [None] * n
-    dup_of: list[str | None] = [None] * n
-    dup_sim: list[float | None] = [None] * n
-    dup_kind: list[str | None] = [None] * n
-    kept_row: list[int | None] = [None] * n
-    rows = frame[S.ROW].to_list()
-    clusters = 0
-    copies: list[tuple[int, int]] = []  # (member, the copy kept)
-    for root, group in members.items():
-        if len(group) < 2:
-            continue
-        clusters += 1
-        rep = min(group, key=lambda i: order[i])
-        for i in group:
-            cluster_id[i] = root
-            kept_row[i] = rows[rep]
-            if i != rep:
-                dup_of[i] = ids[rep]
-                copies.append((i, rep))
-    for lo in range(0, len(copies), _VERIFY_CHUNK):
-        part = np.asarray(copies[lo : lo + _VERIFY_CHUNK], dtype=np.int64)
-        kinds, sims = duplicate_links(col.gather(part[:, 0]).to_list(), col.gather(part[:, 1]).to_list(), threads)
-        for i, kind, sim in zip(part[:, 0].tolist(), kinds, sims):
-            dup_kind[i], dup_sim[i] = kind, sim
+    groups = [[root, *members[root]] for root in sorted(members)]  # the root is a group's smallest member
+    in_cluster = np.array(sorted(i for g in groups for i in g), dtype=np.int64)
+    order = dict(zip(in_cluster.tolist(), keep_order(frame[in_cluster], config, date_field)))
+    reps = [min(g, key=order.__getitem__) for g in groups]
+    rows = frame[S.ROW].to_numpy()
+    ids = frame[S.DOC_ID].gather(reps).to_list() if reps else []
+    at, root_of, rep_of = [], [], []
+    for g, rep in zip(groups, reps):
+        at += g
+        root_of += [g[0]] * len(g)
+        rep_of += [rep] * len(g)
+    at_, rep_ = np.asarray(at, dtype=np.int64), np.asarray(rep_of, dtype=np.int64)
+    copy = at_ != rep_
+    rep_id = dict(zip(reps, ids))
+    kinds: list[str] = []
+    sims: list[float] = []
+    for lo in range(0, int(copy.sum()), _VERIFY_CHUNK):
+        a_, b_ = at_[copy][lo : lo + _VERIFY_CHUNK], rep_[copy][lo : lo + _VERIFY_CHUNK]
+        k, sim = duplicate_links(col.gather(a_).to_list(), col.gather(b_).to_list(), threads)
+        kinds += k
+        sims += sim
     timings["components_seconds"] = time.perf_counter() - t0
-    stats.update(
-        clusters=clusters,
-        exact_duplicates=sum(k == "exact" for k in dup_kind),
-        near_duplicates=sum(k == "near" for k in dup_kind),
-    )
+    stats.update(clusters=len(groups), exact_duplicates=kinds.count("exact"), near_duplicates=kinds.count("near"))
     stats.update({k: round(v, 4) for k, v in timings.items()})
-    values = (cluster_id, dup_of, dup_sim, dup_kind, kept_row)
-    out = frame.with_columns(
-        [pl.Series(name, v, dtype=dtype) for (name, dtype), v in zip(CLUSTER_COLUMNS.items(), values)]
-    )
+    copies = at_[copy]
+    values = {
+        S.CLUSTER_ID: (at_, root_of),
+        S.DUPLICATE_OF: (copies, [rep_id[r] for r in rep_[copy].tolist()]),
+        S.DUP_SIMILARITY: (copies, sims),
+        S.DUP_KIND: (copies, kinds),
+        S.KEPT_ROW: (at_, rows[rep_].tolist() if len(rep_) else []),
+    }
+    out = frame.with_columns([
+        pl.repeat(None, n, dtype=dtype, eager=True).alias(name).scatter(values[name][0], pl.Series(values[name][1], dtype=dtype))
+        if len(values[name][0]) else pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
+        for name, dtype in CLUSTER_COLUMNS.items()
+    ])
     return out, stats
 
 
