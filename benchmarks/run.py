@@ -188,6 +188,10 @@ def run_suite(sizes: list[int], repeats: int, tools: list[str], seed: int, reute
             results.append(row)
             print(f"{n:>8} {row['tool']:<28} {row['seconds_median']:8.2f} s  {row['peak_rss_mb']:7.0f} MB", file=sys.stderr)
     stamp = f"{dt.date.today().isoformat()}-{_commit()}"
+    k = 2
+    while (out_dir / f"{stamp}.json").exists():  # a second run at the same commit keeps the first
+        stamp = f"{dt.date.today().isoformat()}-{_commit()}-{k}"
+        k += 1
     record = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "commit": _commit(),

@@ -120,14 +120,15 @@ def word_counts(col: pl.Series) -> np.ndarray:
     return col.fill_null("").str.count_matches(r"\w+").to_numpy()
 
 
-def signatures_of(texts, config: ClusterConfig, threads: int = 0) -> np.ndarray:
+def signatures_of(texts, config: ClusterConfig, threads: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
     """MinHash signatures (uint32, ``num_perm`` wide) over the word shingles of the folded texts
-    (a list or a polars Series).
+    (a list or a polars Series; with ``rows``, of those rows of the Series only, gathered a chunk at
+    a time so that no copy of the whole column is made).
 
     Texts are folded ``_FOLD_CHUNK`` at a time (vectorised), then shingled and signed ``_CHUNK`` at a
     time on ``threads`` threads (0: every CPU this process may use); numpy releases the GIL in
     these loops, and each chunk writes its own rows, so the result is the same on any number."""
-    n = len(texts)
+    n = len(texts) if rows is None else len(rows)
     sig = np.empty((n, config.num_perm), dtype=np.uint32)
 
     def sign(folded: list[str], at: int) -> None:
@@ -137,7 +138,8 @@ def signatures_of(texts, config: ClusterConfig, threads: int = 0) -> np.ndarray:
     jobs = []
     with thread_pool(threads) as pool:
         for lo in range(0, n, _FOLD_CHUNK):  # the next chunk is folded while the pool signs this one
-            folded = fold_all(texts[lo : lo + _FOLD_CHUNK], threads)
+            chunk = texts[lo : lo + _FOLD_CHUNK] if rows is None else texts.gather(rows[lo : lo + _FOLD_CHUNK])
+            folded = fold_all(chunk, threads)
             for job in jobs:
                 job.result()
             jobs = [pool.submit(sign, folded[k : k + _CHUNK], lo + k) for k in range(0, len(folded), _CHUNK)]
@@ -158,15 +160,18 @@ def duplicate_link(text: str, kept: str, folded=None) -> tuple[str, float]:
     return "near", fuzz.ratio(fa, fb)
 
 
-def duplicate_links(texts: list[str], kept: list[str], threads: int = 0) -> tuple[list[str], list[float]]:
+def duplicate_links(texts: list[str], kept: list[str], threads: int = 0,
+                    known: list[float | None] | None = None) -> tuple[list[str], list[float]]:
     """:func:`duplicate_link` of every pair ``(texts[k], kept[k])``: the near copies folded together
-    and their ratios computed by rapidfuzz on ``threads`` threads (0: every CPU)."""
+    and their ratios computed by rapidfuzz on ``threads`` threads (0: every CPU). ``known[k]``, when
+    not None, is the pair's ratio already computed (by verification), used instead of computing it."""
     key_a = whitespace_key(pl.Series(texts, dtype=pl.String)).hash(seed=0).to_numpy()
     key_b = whitespace_key(pl.Series(kept, dtype=pl.String)).hash(seed=0).to_numpy()
     kinds = ["exact" if ka == kb and " ".join(a.split()) == " ".join(b.split()) else "near"  # equal keys confirmed
              for ka, kb, a, b in zip(key_a.tolist(), key_b.tolist(), texts, kept)]
-    sims = [100.0] * len(kinds)
-    near = [k for k, kind in enumerate(kinds) if kind == "near"]
+    known = known if known is not None else [None] * len(kinds)
+    sims = [100.0 if kind == "exact" else r for kind, r in zip(kinds, known)]
+    near = [k for k, sim in enumerate(sims) if sim is None]
     if near:
         ratios = process.cpdist(fold_all([texts[k] for k in near], threads), fold_all([kept[k] for k in near], threads),
                                 scorer=fuzz.ratio, dtype=np.float64, workers=cpu_threads(threads))
@@ -205,6 +210,7 @@ def cluster_documents(
     active_mask &= words > 0
     ds = DisjointSet(n)
     stats: dict = {"candidates": 0, "verified": 0}
+    known_ratio: dict[tuple[int, int], float] = {}  # verified pairs' ratios, reused for their links
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
@@ -227,7 +233,7 @@ def cluster_documents(
         # 2. MinHash LSH over one member of each long-enough exact group, then verification
         heads = [i for i in heads if words[i] >= config.min_words]
         t0 = time.perf_counter()
-        sig = signatures_of(col.gather(heads), config, threads) if heads else np.empty((0, config.num_perm), np.uint32)
+        sig = signatures_of(col, config, threads, np.asarray(heads, dtype=np.int64)) if heads else np.empty((0, config.num_perm), np.uint32)
         timings["signature_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket)
@@ -241,10 +247,11 @@ def cluster_documents(
             part = head_index[part]
             need = np.unique(part)
             folded = dict(zip(need.tolist(), fold_all(col.gather(need), threads)))
-            ok = verify_pairs([folded[i] for i in part[:, 0].tolist()], [folded[j] for j in part[:, 1].tolist()],
-                              estimates, config, threads)
-            for i, j in part[ok].tolist():
+            ok, ratio = verify_scores([folded[i] for i in part[:, 0].tolist()], [folded[j] for j in part[:, 1].tolist()],
+                                      estimates, config, threads)
+            for (i, j), r in zip(part[ok].tolist(), ratio[ok].tolist()):
                 ds.union(i, j)
+                known_ratio[i, j] = r  # i < j: candidates are sorted pairs of heads in row order
             stats["verified"] += int(ok.sum())
         timings["verify_seconds"] = time.perf_counter() - t0
     # 3. components and representatives (only documents linked to another are visited)
@@ -254,7 +261,8 @@ def cluster_documents(
         members.setdefault(ds.find(i), []).append(i)
     groups = [[root, *members[root]] for root in sorted(members)]  # the root is a group's smallest member
     in_cluster = np.array(sorted(i for g in groups for i in g), dtype=np.int64)
-    order = dict(zip(in_cluster.tolist(), keep_order(frame[in_cluster], config, date_field)))
+    needs = {"longest": [S.TEXT_NORM], "earliest": [date_field] if date_field in frame.columns else []}.get(config.keep, [])
+    order = dict(zip(in_cluster.tolist(), keep_order(frame.select(S.ROW, *needs)[in_cluster], config, date_field)))
     reps = [min(g, key=order.__getitem__) for g in groups]
     rows = frame[S.ROW].to_numpy()
     ids = frame[S.DOC_ID].gather(reps).to_list() if reps else []
@@ -270,7 +278,8 @@ def cluster_documents(
     sims: list[float] = []
     for lo in range(0, int(copy.sum()), _VERIFY_CHUNK):
         a_, b_ = at_[copy][lo : lo + _VERIFY_CHUNK], rep_[copy][lo : lo + _VERIFY_CHUNK]
-        k, sim = duplicate_links(col.gather(a_).to_list(), col.gather(b_).to_list(), threads)
+        known = [known_ratio.get((min(x, y), max(x, y))) for x, y in zip(a_.tolist(), b_.tolist())]
+        k, sim = duplicate_links(col.gather(a_).to_list(), col.gather(b_).to_list(), threads, known)
         kinds += k
         sims += sim
     timings["components_seconds"] = time.perf_counter() - t0
@@ -324,9 +333,16 @@ def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:
 
 def verify_pairs(folded_a: list[str], folded_b: list[str], estimates: np.ndarray, config: ClusterConfig,
                  threads: int = 0) -> np.ndarray:
-    """:func:`_verified` of every candidate pair at once (a bool per pair): the estimate decides
-    first, the pairs near the threshold are shingled in one call for their exact Jaccard, and the
-    rest get their rapidfuzz ratios on ``threads`` threads (0: every CPU)."""
+    """:func:`_verified` of every candidate pair at once (a bool per pair); see :func:`verify_scores`."""
+    return verify_scores(folded_a, folded_b, estimates, config, threads)[0]
+
+
+def verify_scores(folded_a: list[str], folded_b: list[str], estimates: np.ndarray, config: ClusterConfig,
+                  threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_verified` of every candidate pair at once, and the rapidfuzz ratio of each accepted
+    pair (NaN for the rest): the estimate decides first, the pairs near the threshold are shingled
+    a few at a time on threads for their exact Jaccard, and the rest get their rapidfuzz ratios on
+    ``threads`` threads (0: every CPU)."""
     estimates = np.asarray(estimates, dtype=np.float64)
     margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
     ok = estimates >= config.threshold - margin
@@ -342,9 +358,12 @@ def verify_pairs(folded_a: list[str], folded_b: list[str], estimates: np.ndarray
         with thread_pool(workers) as pool:  # a few pairs per call: each call's arrays stay small
             jac = np.concatenate(list(pool.map(exact, np.array_split(close, -(-len(close) // _EXACT_PAIRS)))))
         ok[close[jac < config.threshold]] = False
-    rest = np.flatnonzero(ok).tolist()
-    if rest:
-        ratios = process.cpdist([folded_a[k] for k in rest], [folded_b[k] for k in rest], scorer=fuzz.ratio,
-                                score_cutoff=config.min_similarity, dtype=np.float64, workers=workers)
-        ok[np.asarray(rest)[ratios <= 0]] = False
-    return ok
+    ratio = np.full(len(estimates), np.nan)
+    rest = np.flatnonzero(ok)
+    if len(rest):
+        # with a cutoff rapidfuzz returns 0 below it and the exact ratio at or above it
+        ratios = process.cpdist([folded_a[k] for k in rest.tolist()], [folded_b[k] for k in rest.tolist()],
+                                scorer=fuzz.ratio, score_cutoff=config.min_similarity, dtype=np.float64, workers=workers)
+        ok[rest[ratios <= 0]] = False
+        ratio[rest[ratios > 0]] = ratios[ratios > 0]
+    return ok, ratio

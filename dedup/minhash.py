@@ -165,14 +165,20 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     Column ``b*rows + r`` is value ``r`` of band ``b``, so ``sig[:, r::rows]`` holds value ``r`` of
     every band at once.
     """
-    sig64 = sig.astype(np.uint64)
-    keys = np.zeros((sig.shape[0], bands), dtype=np.uint64)
+    out = np.empty((sig.shape[0], bands), dtype=np.uint64)
     prime = np.uint64(0x100000001B3)
     with np.errstate(over="ignore"):
-        for r in range(rows):
-            keys = (keys ^ sig64[:, r : bands * rows : rows]) * prime
-            keys ^= keys >> np.uint64(29)
-    return keys
+        for lo in range(0, sig.shape[0], _KEY_ROWS):  # a block of rows at a time: small temporaries
+            block = sig[lo : lo + _KEY_ROWS]
+            keys = np.zeros((len(block), bands), dtype=np.uint64)
+            for r in range(rows):
+                keys = (keys ^ block[:, r : bands * rows : rows].astype(np.uint64)) * prime
+                keys ^= keys >> np.uint64(29)
+            out[lo : lo + len(block)] = keys
+    return out
+
+
+_KEY_ROWS = 8192
 
 
 def lsh_pairs(
@@ -209,7 +215,8 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
     for band in range(bands):
         keys = key_of_band(band)
-        order = np.lexsort((ids, keys, g))
+        # by (group, key, row); without groups a stable sort of the keys alone gives the same order
+        order = np.argsort(keys, kind="stable") if groups is None else np.lexsort((ids, keys, g))
         k, gg = keys[order], g[order]
         del keys
         start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])])
@@ -308,33 +315,31 @@ class ShingleSets:
         Texts are hashed in runs of about ``_RUN_CHARS`` characters (a longer text alone), so the
         power tables, sized to a run, stay small however large the batch."""
         lengths = np.fromiter((len(t) for t in folded), dtype=np.int64, count=len(folded))
-        cuts = _runs(lengths, _RUN_CHARS)
-        hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        hashes, offsets, done = [], [np.zeros(1, dtype=np.int64)], 0
+        for lo, hi in spans(lengths, _RUN_CHARS):
             h, off = _hash_run(folded[lo:hi], lengths[lo:hi], kind, k)
-            offsets.append(off[1:] + sum(len(x) for x in hashes))
+            offsets.append(off[1:] + done)
             hashes.append(h)
+            done += len(h)
         return cls(np.concatenate(hashes) if hashes else np.empty(0, np.uint64), np.concatenate(offsets))
 
 
 _RUN_CHARS = 1 << 16  # characters hashed together: power tables of that size stay at 1 MB
 
 
-def _runs(lengths: np.ndarray, limit: int) -> list[int]:
-    """Cut points splitting texts into consecutive runs of at most ``limit`` characters (a text
-    longer than that forms a run alone).
+def spans(cost: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive spans of items whose costs sum to at most ``limit`` (an item over it alone).
 
-    >>> _runs(np.array([3, 3, 3, 9, 1]), 6)
-    [0, 2, 3, 4, 5]
+    >>> spans(np.array([3, 3, 3, 9, 1]), 6)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
     """
-    cuts = [0]
-    ends = np.cumsum(lengths)
-    while cuts[-1] < len(lengths):
-        lo = cuts[-1]
-        base = ends[lo - 1] if lo else 0
-        hi = int(np.searchsorted(ends, base + limit, side="right"))
-        cuts.append(max(hi, lo + 1))
-    return cuts
+    cum = np.cumsum(cost)
+    out, lo, done = [], 0, 0
+    while lo < len(cost):
+        hi = max(lo + 1, int(np.searchsorted(cum, done + limit, side="right")))
+        out.append((lo, hi))
+        done, lo = int(cum[hi - 1]), hi
+    return out
 
 
 def _hash_run(folded: list[str], lengths: np.ndarray, kind: str, k: int) -> tuple[np.ndarray, np.ndarray]:

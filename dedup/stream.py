@@ -39,7 +39,7 @@ from .cluster import CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, 
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
 from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
-from .minhash import band_keys, bucket_pairs, fold_all
+from .minhash import band_keys, bucket_pairs, fold_all, spans
 from .pipeline import (
     Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
     duplicate_ids, fingerprint, finish_documents, output_files, remove_stale, result_counts, stage_timer,
@@ -539,21 +539,6 @@ def _exact_heads(keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     head = np.empty_like(rows)
     head[order] = rows[order][np.flatnonzero(start)][np.cumsum(start) - 1]
     return rows, head
-
-
-def spans(cost: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """Consecutive spans of items whose costs sum to at most ``limit`` (an item over it alone).
-
-    >>> spans(np.array([3, 3, 3, 9, 1]), 6)
-    [(0, 2), (2, 3), (3, 4), (4, 5)]
-    """
-    cum = np.cumsum(cost)
-    out, lo, done = [], 0, 0
-    while lo < len(cost):
-        hi = max(lo + 1, int(np.searchsorted(cum, done + limit, side="right")))
-        out.append((lo, hi))
-        done, lo = int(cum[hi - 1]), hi
-    return out
 
 
 def _signatures(spill: _Spill, batch: np.ndarray, pos: np.ndarray, heads: np.ndarray) -> dict[int, np.ndarray]:

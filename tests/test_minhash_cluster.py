@@ -328,3 +328,25 @@ def test_signatures_do_not_depend_on_threads(reuters_texts):
     assert np.array_equal(one, signatures_of(pl.Series(texts), config, 2))
     ref = signatures([word_shingles(fold(t), config.shingle_words) for t in texts[-40:]], config.num_perm, config.seed)
     assert np.array_equal(one[-40:], ref)
+
+
+def test_cluster_links_are_duplicate_link_of_each_member_and_its_kept_copy(reuters_texts):
+    """The cluster columns name, for every copy, what duplicate_link says of it and the copy kept,
+    whether its ratio was computed for the link or reused from verification."""
+    from dedup.cluster import duplicate_link
+
+    base = reuters_texts[:1500]
+    rnd = random.Random(5)
+    near = []
+    for t in base[:300]:
+        words = t.split()
+        if len(words) > 60:
+            k = rnd.randrange(len(words))
+            near.append(" ".join(words[:k] + ["really"] + words[k:]))
+    texts = base + near + ["  " + t for t in base[300:340]]
+    frame = pl.DataFrame({S.ROW: range(len(texts)), S.DOC_ID: [f"d{i}" for i in range(len(texts))], S.TEXT_NORM: texts})
+    out, stats = cluster_documents(frame, ClusterConfig())
+    copies = out.filter(pl.col(S.DUPLICATE_OF).is_not_null())
+    assert stats["near_duplicates"] >= 100 and stats["exact_duplicates"] >= 40
+    for row, kept, kind, sim in copies.select(S.ROW, S.KEPT_ROW, S.DUP_KIND, S.DUP_SIMILARITY).iter_rows():
+        assert (kind, sim) == duplicate_link(texts[row], texts[kept]), row
