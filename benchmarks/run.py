@@ -102,8 +102,18 @@ def child(tool: str, corpus: Path, labels_out: Path) -> None:
     seconds = time.perf_counter() - t0
     if labels is not None:
         np.save(labels_out, labels)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss_mb, "stages": stages}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": own_peak_rss_mb(), "stages": stages}))
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak resident set: the kernel's high-water mark of its memory (VmHWM).
+    Not ``ru_maxrss``: Linux carries that across exec, so a child started by a parent holding a
+    large corpus would report the parent's size."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(x.split()[1]) for x in fh if x.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pinned(cores: int | None):
