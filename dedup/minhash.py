@@ -206,13 +206,14 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     of the ``n`` rows (from memory, or read from disk one band at a time).
 
     Each band is sorted (group, key, row); a run of equal keys is a bucket. Memory stays at a few
-    arrays of ``n`` plus the distinct pairs found so far, whatever the number of bands.
+    arrays of ``n`` plus the distinct pairs found so far and those of the last few bands.
     """
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
     g = groups if groups is not None else np.zeros(n, dtype=np.int64)
     ids = np.arange(n, dtype=np.int64)
     found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
+    pending: list[np.ndarray] = []
     for band in range(bands):
         keys = key_of_band(band)
         # by (group, key, row); without groups a stable sort of the keys alone gives the same order
@@ -230,9 +231,14 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
         if len(big):  # the chain of each big bucket's sorted members
             at = np.concatenate([np.arange(s, s + m - 1) for s, m in zip(big.tolist(), size[size > max_bucket].tolist())])
             parts.append(order[at] * n + order[at + 1])
-        if parts:
-            found = np.union1d(found, np.concatenate(parts))
+        pending += parts
+        if pending and (band % _MERGE_BANDS == _MERGE_BANDS - 1 or band == bands - 1):
+            found = np.union1d(found, np.concatenate(pending))  # merged every few bands, not every band
+            pending = []
     return np.column_stack([found // n, found % n]).astype(np.int64)
+
+
+_MERGE_BANDS = 8  # bands whose pairs are gathered before they are merged into the distinct pairs
 
 
 # ---------------------------------------------------------------------------------------------
