@@ -148,16 +148,14 @@ def signatures_of(texts, config: ClusterConfig, threads: int = 0, rows: np.ndarr
     return sig
 
 
-def duplicate_link(text: str, kept: str, folded=None) -> tuple[str, float]:
+def duplicate_link(text: str, kept: str) -> tuple[str, float]:
     """How a cluster member relates to the copy kept: ``("exact", 100.0)`` when identical up to
-    whitespace, else ``("near", rapidfuzz ratio of the folded texts)``. ``folded``, if given, returns
-    the two folded texts (a caller that has them cached saves folding them again).
+    whitespace, else ``("near", rapidfuzz ratio of the folded texts)``.
 
     The definition, one pair at a time; :func:`duplicate_links` gives the same for many at once."""
     if " ".join(text.split()) == " ".join(kept.split()):
         return "exact", 100.0
-    fa, fb = folded() if folded is not None else (fold(text), fold(kept))
-    return "near", fuzz.ratio(fa, fb)
+    return "near", fuzz.ratio(fold(text), fold(kept))
 
 
 def duplicate_links(texts: list[str], kept: list[str], threads: int = 0,
@@ -291,11 +289,10 @@ def cluster_documents(
         S.DUPLICATE_OF: (copies, [rep_id[r] for r in rep_[copy].tolist()]),
         S.DUP_SIMILARITY: (copies, sims),
         S.DUP_KIND: (copies, kinds),
-        S.KEPT_ROW: (at_, rows[rep_].tolist() if len(rep_) else []),
+        S.KEPT_ROW: (at_, rows[rep_].tolist()),
     }
     out = frame.with_columns([
         pl.repeat(None, n, dtype=dtype, eager=True).alias(name).scatter(values[name][0], pl.Series(values[name][1], dtype=dtype))
-        if len(values[name][0]) else pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
         for name, dtype in CLUSTER_COLUMNS.items()
     ])
     return out, stats
