@@ -18,13 +18,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .engines import _WRAP, REUTERS
-from .run import _commit, _versions, pinned
+from .engines import REUTERS, wrapped
+from .run import _commit, _versions
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,17 +39,6 @@ for t in texts:
 """
 
 
-def timed(cmd: list[str], cores: int | None) -> dict:
-    env, pin = pinned(cores)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, cwd=ROOT, env=env,
-                          preexec_fn=pin)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mb": int(proc.stdout.strip().splitlines()[-1]) / 1024}
-
-
 def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
     runs = {
         "dedup clean (all cores)": ([sys.executable, "-m", "dedup", "clean", str(corpus), "-o", str(out), "-q"], None),
@@ -61,7 +48,7 @@ def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
     }
     rows = []
     for name, (cmd, cores) in runs.items():
-        got = [timed(cmd, cores) for _ in range(repeats)]
+        got = [wrapped(cmd, cores) for _ in range(repeats)]
         row = {"run": name, "seconds_median": statistics.median(g["seconds"] for g in got),
                "seconds_all": [round(g["seconds"], 2) for g in got], "peak_rss_mb": max(g["peak_rss_mb"] for g in got),
                "command": " ".join(cmd[1:] if cmd[0] == sys.executable else cmd)}

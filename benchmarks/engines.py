@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .run import _commit
+from .run import _commit, pinned
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -55,17 +55,24 @@ def run_once(engine: str, corpus: Path, out: Path, master: str) -> dict:
     cmd = [sys.executable, "-m", "dedup", "clean", str(corpus), "-o", str(out), "-q", "--format", "jsonl", "--engine", engine]
     if engine == "spark":
         cmd += ["--master", master]
+    run = wrapped(cmd)
+    stats = json.loads((out / "stats.json").read_text())
+    return {"engine": engine, "seconds": round(run["seconds"], 2), "peak_rss_mb": round(run["peak_rss_mb"], 1),
+            "records": stats["input"]["records"], "result": stats["result"], "command": " ".join(cmd[1:]),
+            "phase_seconds": stats.get("engine", {}).get("phase_seconds")}
+
+
+def wrapped(cmd: list[str], cores: int | None = None) -> dict:
+    """Run ``cmd`` in a fresh wrapper process (so that its children's peak RSS is this run's alone),
+    pinned to ``cores`` CPUs if given; its wall seconds and the peak RSS of its process tree."""
+    env, pin = pinned(cores)
     t0 = time.perf_counter()
-    # a fresh wrapper process per run, so that its children's peak RSS is this run's alone
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, cwd=ROOT, env=env,
+                          preexec_fn=pin)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    peak_kb = int(proc.stdout.strip().splitlines()[-1])
-    stats = json.loads((out / "stats.json").read_text())
-    return {"engine": engine, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
-            "records": stats["input"]["records"], "result": stats["result"], "command": " ".join(cmd[1:]),
-            "phase_seconds": stats.get("engine", {}).get("phase_seconds")}
+    return {"seconds": seconds, "peak_rss_mb": int(proc.stdout.strip().splitlines()[-1]) / 1024}
 
 
 # Runs the command and prints the peak, over time, of the RSS summed over its whole process tree
