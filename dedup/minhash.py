@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
-from datasketch import MinHash
 
 SCHEME = "affine32"
 _CHUNK = 2048
@@ -153,6 +152,8 @@ def signatures(shingle_sets: list[set[str]], num_perm: int, seed: int) -> np.nda
     out = np.empty((len(shingle_sets), num_perm), dtype=np.uint32)
     for lo in range(0, len(shingle_sets), _CHUNK):  # chunks keep the encoded shingles transient
         data = [[s.encode("utf-8") for s in shingles] for shingles in shingle_sets[lo : lo + _CHUNK]]
+        from datasketch import MinHash  # the reference only: importing datasketch costs a third of a second
+
         gen = MinHash.generator(data, num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=shingle_hash32)
         for k, m in enumerate(gen):
             out[lo + k] = m.hashvalues
@@ -425,12 +426,20 @@ def _word_spans(codes: np.ndarray, lengths: np.ndarray, text_starts: np.ndarray,
     return group, w_start[lo], w_end[hi]
 
 
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The affine32 permutations ``h -> a*h + b mod 2**32`` (odd ``a``) as datasketch 2.0 draws them from
+    ``RandomState(seed)``; a test checks them against ``MinHash(...).permutations``. Drawn here so that a
+    run does not import datasketch (a third of a second per process: it pulls in scipy)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 << 16) -> np.ndarray:
     """MinHash signatures of every set, equal to datasketch's ``MinHash(num_perm, seed,
     scheme="affine32", hashfunc=shingle_hash32)``; empty sets get datasketch's empty value."""
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
-    a = a.astype(np.uint32)
-    b = b.astype(np.uint32)
+    a, b = permutations(num_perm, seed)
     out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     sizes = sets.sizes()
     group = owner(sizes)

@@ -210,6 +210,31 @@ def test_fast_signatures_on_reuters_equal_datasketch():
     assert np.array_equal(fast, signatures([word_shingles(t, 3) for t in texts], 64, 9))
 
 
+@pytest.mark.parametrize("num_perm,seed", [(1, 0), (128, 1), (256, 42), (64, 2**31 - 1)])
+def test_permutations_are_datasketchs(num_perm, seed):
+    from datasketch import MinHash
+
+    from dedup.minhash import SCHEME, permutations
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
+    mine = permutations(num_perm, seed)
+    assert all(x.dtype == np.uint32 for x in mine)
+    assert np.array_equal(mine[0], a) and np.array_equal(mine[1], b)
+
+
+def test_a_run_does_not_import_datasketch(tmp_path):
+    # datasketch (with scipy) is a third of a second per process; only the reference path needs it
+    import subprocess
+    import sys
+
+    code = ("import sys, dedup, dedup.pipeline, dedup.cluster;"
+            "from dedup.minhash import ShingleSets, fast_signatures;"
+            "fast_signatures(ShingleSets.from_spans(['a b c d'], 'words', 3), 8, 1);"
+            "print('datasketch' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
 def test_fast_path_on_empty_batches():
     from dedup.minhash import ShingleSets, fast_signatures
 
