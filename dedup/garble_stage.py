@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from .columns import struct_lists
 from .garble import NOT_SCORED, Context, Reason, score_pair, score_text, tokens
 
 
@@ -62,21 +63,8 @@ def score_passages(passages, docs, config) -> "pl.DataFrame":
 
 
 def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
-    """A List(Struct) column from per-row lists of reason dicts, built column-wise (building it from
-    the dicts directly costs seconds on a corpus: polars makes a Series per row)."""
-    dtype = reason_dtype()
-    keys = [f.name for f in dtype.fields]
-    idx: list[int] = []
-    cols: dict[str, list] = {k: [] for k in keys}
-    for i, rs in enumerate(reasons_out):
-        for r in rs:
-            idx.append(i)
-            for k in keys:
-                cols[k].append(r[k])
-    flat = pl.DataFrame({"_i": idx, **cols}, schema={"_i": pl.Int64, **{f.name: f.dtype for f in dtype.fields}})
-    grouped = flat.group_by("_i").agg(pl.struct(keys).alias(name))
-    full = pl.DataFrame({"_i": pl.Series(range(len(reasons_out)), dtype=pl.Int64)}).join(grouped, on="_i", how="left").sort("_i")
-    return full.select(pl.coalesce(pl.col(name), pl.lit([], dtype=pl.List(dtype))).alias(name)).to_series()
+    """A List(Struct) column of reasons from per-row lists of reason dicts."""
+    return struct_lists(name, reasons_out, reason_dtype())
 
 
 def _score_document(rows, offset, info, config, scores, labels, modes, reasons_out, map_offsets) -> None:

@@ -20,6 +20,7 @@ import polars as pl
 from rapidfuzz.distance import Levenshtein
 
 from . import schema as S
+from .columns import struct_lists
 from .config import NormaliseConfig
 
 # ---------------------------------------------------------------------------------------------
@@ -28,12 +29,22 @@ from .config import NormaliseConfig
 
 # Curly quotes are correct text: ftfy's uncurl_quotes is off so that "Ukraine’s" stays as it is.
 FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, explain=True)
-_FTFY_CAN_ACT = re.compile(r"[^\t\n\x20-\x7e]|&")  # non-ASCII, a control character or an entity
+
+
+def ftfy_can_act(text: str) -> bool:
+    """The cheap check: whether the text has anything ftfy could change (a non-ASCII character, a
+    control character other than tab and line feed, or an ``&`` that may start an entity). String
+    methods, not a regex scan: four times faster on Reuters, where every text is ASCII.
+
+    >>> ftfy_can_act("plain\tASCII\n"), ftfy_can_act("AT&amp;T"), ftfy_can_act("caf\u00e9"), ftfy_can_act("a\rb")
+    (False, True, True, True)
+    """
+    return not text.isascii() or "&" in text or not text.replace("\n", "").replace("\t", "").isprintable()
 
 
 def ftfy_fix_and_detail(text: str) -> tuple[str, str]:
     """ftfy's fix with the names of the steps that changed the text ("unescape_html, ...")."""
-    if not _FTFY_CAN_ACT.search(text):  # the cheap check: ftfy cannot change such text
+    if not ftfy_can_act(text):  # ftfy cannot change such text
         return text, ""
     fixed, steps = ftfy.fix_and_explain(text, FTFY_CONFIG)
     names: list[str] = []
@@ -184,7 +195,7 @@ def _possessive_or_elided(text: str, i: int) -> bool:
 
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]")
 _INVISIBLE = re.compile(r"[\u200b\u2060\ufeff]")  # zero-width space, word joiner, stray BOM
-_RUN = re.compile(r"(?<=\S) {2,}(?=\S)")
+_RUN = re.compile(r"  +")  # a run of spaces; collapsed only between two non-spaces (see _collapse)
 _TRAILING = re.compile(r"[ ]+$", re.MULTILINE)
 
 
@@ -199,7 +210,22 @@ def fix_whitespace(text: str) -> str:
     '    Indented first line\\nsecond'
     """
     text = _INVISIBLE.sub("", _SPACES.sub(" ", text))
-    return _TRAILING.sub("", _RUN.sub(" ", text))
+    if "  " in text:  # the substring tests are cheap; the regex scans are not
+        text = _collapse(text)
+    return _TRAILING.sub("", text) if " \n" in text or text.endswith(" ") else text
+
+
+def _collapse(text: str) -> str:
+    """Runs of spaces inside a line as one space; leading indentation and trailing runs left (the
+    regex ``(?<=\\S) {2,}(?=\\S)``, three times faster: a pattern that starts with a literal is found
+    by a fast search, one with a look-behind is tried at every position)."""
+    n = len(text)
+
+    def one(m: re.Match) -> str:
+        s, e = m.span()
+        return " " if s and e < n and not text[s - 1].isspace() and not text[e].isspace() else m.group()
+
+    return _RUN.sub(one, text)
 
 
 FIXERS: dict[str, Callable[[str], str]] = {
@@ -414,7 +440,7 @@ def normalise(frame: pl.DataFrame, config: NormaliseConfig | None = None, *, pro
     return frame.with_columns(
         pl.Series(S.TEXT_NORM, [r.text for r in results], dtype=pl.String),
         pl.Series(S.NORM_FIXES, [r.fixes for r in results], dtype=pl.List(pl.String)),
-        pl.Series(S.NORM_CHANGES, [r.changes for r in results], dtype=pl.List(CHANGE_DTYPE)),
+        struct_lists(S.NORM_CHANGES, [r.changes for r in results], CHANGE_DTYPE),
         pl.Series(S.ANCHOR_NORM, [r.anchor_norm for r in results], dtype=pl.List(pl.Int64)),
         pl.Series(S.ANCHOR_RAW, [r.anchor_raw for r in results], dtype=pl.List(pl.Int64)),
     )

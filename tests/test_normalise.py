@@ -126,3 +126,35 @@ def test_property_never_raises_idempotent_and_maps_monotonically(raw):
     mapped = map_offsets(r.anchor_norm, r.anchor_raw, positions).tolist()
     assert mapped[0] >= 0 and mapped[-1] <= len(raw)
     assert all(a <= b for a, b in zip(mapped, mapped[1:]))
+
+
+_ODD_SPACES = st.text(alphabet=" \t\n\u00a0\u2009\u200bab.é&\r\x07", max_size=40)
+
+
+def _whitespace_by_definition(text: str) -> str:
+    import re
+
+    text = re.sub("[\u200b\u2060\ufeff]", "", re.sub("[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]", " ", text))
+    return re.sub(r"[ ]+$", "", re.sub(r"(?<=\S) {2,}(?=\S)", " ", text), flags=re.MULTILINE)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ODD_SPACES)
+def test_whitespace_fixer_and_ftfy_check_equal_their_definitions(text):
+    # the fast paths (substring tests, a literal-led regex) against the plain regexes they replace
+    import ftfy
+
+    from dedup.normalise import ftfy_can_act
+
+    assert FIXERS["whitespace"](text) == _whitespace_by_definition(text)
+    if not ftfy_can_act(text):  # the cheap check may only skip texts ftfy leaves alone
+        assert ftfy.fix_text(text, uncurl_quotes=False) == text
+
+
+def test_whitespace_fixer_on_reuters_equals_its_definition():
+    import polars as pl
+
+    from .conftest import REUTERS
+
+    for text in pl.read_ndjson(need(REUTERS)).head(2000)["text"].to_list():
+        assert FIXERS["whitespace"](text) == _whitespace_by_definition(text)
