@@ -230,25 +230,25 @@ def tokens(text: str) -> list[Token]:
     >>> [(t.text, t.low, t.initial) for t in tokens("Ukraine’s troops. “Biden")]
     [('Ukraine’s', 'ukraine', True), ('troops', 'troops', False), ('Biden', 'biden', True)]
     """
-    out = []
+    out: list[Token] = []
+    lower = text.lower().replace("’", "'")  # once per text: a word's lower case is a slice of it ...
+    whole = len(lower) == len(text) and "Σ" not in text  # ... unless it changed a length (İ) or a sigma is final
+    ascii_ = text.isascii()
     prev_end = 0
     for m in _TOKEN.finditer(text):
         word = m.group()
-        start = m.start()
-        low = word.lower()
-        if "’" in low:
-            low = low.replace("’", "'")
-        if not low.isascii():
+        start, end = m.span()
+        low = lower[start:end] if whole else word.lower().replace("’", "'")
+        if not ascii_ and not low.isascii():
             low = _plain(low)
         if low.endswith("'s") and len(low) > 2:
             low = low[:-2]
-        cap = word[0].isupper()
-        initial = False  # only asked of capitalised words (is the capital evidence of a name?)
-        if cap:
+        if word[0].isupper():  # is the capital evidence of a name? (only asked of capitalised words)
             gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
-            initial = (not out) if not gap else gap[-1] in ".!?:"
-        out.append(Token(word, start, m.end(), low, cap, initial))
-        prev_end = m.end()
+            out.append(Token(word, start, end, low, True, (not out) if not gap else gap[-1] in ".!?:"))
+        else:
+            out.append(Token(word, start, end, low, False, False))
+        prev_end = end
     return out
 
 
@@ -1025,6 +1025,8 @@ _SENTENCE_END = re.compile(r"[.!?][”’\"]?\s+")
 def _unbalanced_quotes(text: str) -> list[Reason]:
     """An opening quote that never closes, when it cannot be the news convention of a quotation that
     runs on into the next paragraph: it opens mid-sentence, or the passage goes on to attribute it."""
+    if "‘" not in text and "“" not in text:  # the cheap check: nothing opens
+        return []
     opens: list[tuple[int, str]] = []
     pairs = {"‘": "’", "“": "”"}
     for i, ch in enumerate(text):
@@ -1063,6 +1065,8 @@ _PERSON = re.compile(r"\b([A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+)\b")
 
 def _role_parentheses(text: str) -> list[Reason]:
     """``Name (Role Other Name)``: the parenthesis gives the person another person's title."""
+    if "(" not in text:  # the cheap check before a regex that backtracks over every capital
+        return []
     out = []
     for m in _PAREN.finditer(text):
         outside, inside = m.group(1), m.group(2)

@@ -291,3 +291,31 @@ def test_config_default_has_garble():
     with pytest.raises(Exception, match=r"garble.action = 'delete' is not allowed; use one of: flag, drop"):
         load_config(None, ["garble.action=delete"])
     assert SEED.exists() and REUTERS.name
+
+
+def _tokens_by_definition(text: str) -> list[tuple]:
+    """Tokens as first written: every word lower-cased on its own, one at a time."""
+    out, prev_end = [], 0
+    for m in G._TOKEN.finditer(text):
+        word, start = m.group(), m.start()
+        low = word.lower().replace("’", "'")
+        low = G._plain(low) if not low.isascii() else low
+        low = low[:-2] if low.endswith("'s") and len(low) > 2 else low
+        cap, initial = word[0].isupper(), False
+        if cap:
+            gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
+            initial = (not out) if not gap else gap[-1] in ".!?:"
+        out.append((word, start, m.end(), low, cap, initial, word[0].isdigit()))
+        prev_end = m.end()
+    return out
+
+
+def test_tokens_equal_their_definition(seed_text):
+    # the fast path lower-cases a text once and slices it; İ (longer in lower case) and a Greek
+    # capital sigma (final or not, by what follows) must fall back to word-by-word lower-casing
+    texts = [seed_text, "İstanbul’s mayor. ΟΔΟΣ.Α and ΟΔΟΣ Α; Ukraine’s troops, ‘Biden’ (Jiménez) 1,000th"]
+    if REUTERS.exists():
+        texts += pl.read_ndjson(REUTERS).head(500)["text"].to_list()
+    for text in texts:
+        got = [(t.text, t.start, t.end, t.low, t.cap, t.initial, t.number) for t in G.tokens(text)]
+        assert got == _tokens_by_definition(text)
