@@ -100,20 +100,6 @@ def cpu_threads(requested: int = 0) -> int:
         return os.cpu_count() or 1
 
 
-def owner(counts: np.ndarray) -> np.ndarray:
-    """For ``counts[k]`` items of each group ``k`` laid end to end, the group of every item:
-    ``np.repeat(np.arange(len(counts)), counts)``, without np.repeat's slow variable-count path.
-
-    >>> owner(np.array([2, 0, 1, 3])).tolist()
-    [0, 0, 2, 3, 3, 3]
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    marks = np.zeros(total + 1, dtype=np.int64)
-    np.add.at(marks, np.cumsum(counts) - counts, 1)
-    return np.cumsum(marks[:total]) - 1
-
-
 def char_shingles(folded: str, k: int) -> set[str]:
     """Character k-grams of a folded text (the whole text when shorter than k).
 
@@ -400,7 +386,7 @@ def _substring_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -
 def _char_spans(lengths: np.ndarray, text_starts: np.ndarray, k: int):
     """(text, start, end) of every character k-gram; a text shorter than k is one shingle."""
     counts = np.where(lengths > k, lengths - k + 1, (lengths > 0).astype(np.int64))
-    group = owner(counts)
+    group = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
     within = np.arange(len(group), dtype=np.int64) - first[group]
     starts = text_starts[:-1][group] + within
@@ -417,7 +403,7 @@ def _word_spans(codes: np.ndarray, lengths: np.ndarray, text_starts: np.ndarray,
     w_end = np.flatnonzero(d == -1)
     words = np.diff(np.searchsorted(w_start, text_starts)).astype(np.int64)  # words starting in each text
     counts = np.where(words > k, words - k + 1, (words > 0).astype(np.int64))
-    group = owner(counts)
+    group = np.repeat(np.arange(len(counts)), counts)
     first_word = np.cumsum(words) - words
     first_span = np.cumsum(counts) - counts
     within = np.arange(len(group), dtype=np.int64) - first_span[group]
@@ -442,7 +428,7 @@ def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 
     a, b = permutations(num_perm, seed)
     out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     sizes = sets.sizes()
-    group = owner(sizes)
+    group = np.repeat(np.arange(len(sizes)), sizes)
     h32 = _fmix((sets.hashes >> np.uint64(32)).astype(np.uint32), 32)
     for lo in range(0, len(h32), chunk):  # a chunk stays in cache across the permutations
         hv = h32[lo : lo + chunk]

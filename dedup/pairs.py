@@ -21,7 +21,7 @@ from rapidfuzz import fuzz, process
 
 from . import schema as S
 from .config import PairsConfig
-from .minhash import ShingleSets, fast_signatures, fold, lsh_pairs
+from .minhash import ShingleSets, fast_signatures, fold, fold_all, lsh_pairs
 
 PAIR_COLUMNS = {
     S.P_PARTNER: pl.Int32,
@@ -123,7 +123,7 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     Also returns the folded texts, the shingle sets of the eligible passages and, per passage, its
     position in those sets (-1 when not eligible).
     """
-    folded = [fold(t) for t in passages[S.P_TEXT].to_list()]
+    folded = fold_all(passages[S.P_TEXT], threads=1)  # one thread: a worker process per core runs this
     idx = np.flatnonzero(_eligible(passages, config))
     position = np.full(len(folded), -1, dtype=np.int64)
     position[idx] = np.arange(len(idx))

@@ -300,15 +300,6 @@ def test_fold_all_is_fold_on_real_and_odd_texts(reuters_texts):
     assert fold_all(pl.Series(texts, dtype=pl.String), 2) == want  # sliced across two threads
 
 
-def test_owner_is_repeat():
-    from dedup.minhash import owner
-
-    rng = np.random.default_rng(0)
-    for counts in ([0], [3], [0, 0, 2, 0], rng.integers(0, 5, 200)):
-        counts = np.asarray(counts)
-        assert owner(counts).tolist() == np.repeat(np.arange(len(counts)), counts).tolist()
-
-
 def test_whitespace_key_is_the_plain_replacement():
     from dedup.cluster import whitespace_key
 
