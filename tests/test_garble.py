@@ -319,3 +319,14 @@ def test_tokens_equal_their_definition(seed_text):
     for text in texts:
         got = [(t.text, t.start, t.end, t.low, t.cap, t.initial, t.number) for t in G.tokens(text)]
         assert got == _tokens_by_definition(text)
+
+
+def test_zipf_equals_wordfreq_on_a_corpus_vocabulary(seed_text):
+    # the direct table lookup for lower-case ASCII words must give wordfreq's own answer
+    from wordfreq import zipf_frequency
+
+    texts = [seed_text] + (pl.read_ndjson(REUTERS).head(3000)["text"].to_list() if REUTERS.exists() else [])
+    words = {t.low for text in texts for t in G.tokens(text)} | {"zzzqx", "a", "the", "don't", "naïve"}
+    G.zipf.cache_clear()
+    assert len(words) > (20_000 if REUTERS.exists() else 500)
+    assert {w: G.zipf(w) for w in words} == {w: zipf_frequency(w, "en") for w in words}
