@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import schema as S
 from dedup.config import PairsConfig
@@ -119,3 +121,30 @@ def test_pairs_lsh_finds_distant_repeats(seed_text):
     found = set(map(tuple, lsh_pairs(signatures(sets, cfg.num_perm, cfg.seed), cfg.bands, cfg.rows).tolist()))
     brute = {(i, j) for i, j in itertools.combinations(range(len(sets)), 2) if jaccard(sets[i], sets[j]) >= 0.45}
     assert len(brute) >= 9 and brute <= found
+
+
+_PASSAGE_CHARS = st.text(alphabet="ab Z9_.!?:;’'-…\"”)]\n\t\x0b\x1c\x1fé\u00a0\u0301", max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PASSAGE_CHARS, max_size=8))
+def test_vectorised_kinds_and_words_equal_the_definitions(texts):
+    from dedup.config import SegmentConfig
+    from dedup.segment import count_words, kinds_and_words, passage_kind
+
+    config = SegmentConfig()
+    kinds, words = kinds_and_words(texts, config)
+    assert kinds == [passage_kind(t, config) for t in texts]
+    assert words == [count_words(t) for t in texts]
+
+
+def test_vectorised_kinds_and_words_on_reuters_paragraphs():
+    from dedup.config import SegmentConfig
+    from dedup.segment import count_words, kinds_and_words, paragraph_spans, passage_kind
+
+    from .conftest import REUTERS, need
+
+    config = SegmentConfig()
+    texts = [t[s:e] for t in pl.read_ndjson(need(REUTERS)).head(1500)["text"].to_list() for s, e in paragraph_spans(t)]
+    kinds, words = kinds_and_words(texts, config)
+    assert kinds == [passage_kind(t, config) for t in texts] and words == [count_words(t) for t in texts]
