@@ -38,6 +38,7 @@ import json
 import math
 import re
 import unicodedata
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
@@ -364,6 +365,7 @@ def _english_frequencies() -> dict[str, float]:
     return get_frequency_dict("en", "best")
 
 
+@lru_cache(maxsize=200_000)
 def _stem(w: str) -> str:
     """A crude stem for support checks: plural, past and -ing endings cut.
 
@@ -385,6 +387,7 @@ _VARIANT_RULES = [(re.compile(a), b) for a, b in ((r"ise(s|d)?$", r"ize\1"), (r"
                                                    (r"ence$", "ense"), (r"tre$", "ter"), (r"ll", "l"), (r"-", ""))]
 
 
+@lru_cache(maxsize=200_000)
 def _variant(w: str) -> str:
     """British and American spellings to one form (defence/defense, armoured/armored, organise/organize).
 
@@ -416,8 +419,8 @@ class _Support:
     def __init__(self, toks: list[Token]):
         self.toks = toks
         self.lows = {t.low for t in toks}
-        self.stems = {_stem(t.low) for t in toks}
-        self.variants = {_variant(t.low) for t in toks}
+        self.stems = {_stem(w) for w in self.lows}  # each distinct word once (both are cached too)
+        self.variants = {_variant(w) for w in self.lows}
         self.long_words = sorted({t.low for t in toks if len(t.low) >= 4 and not t.number})
         self.numbers = {_number_value(t) for t in toks if t.number}
         self.numbers |= {_NUMBER_WORDS[t.low] for t in toks if t.low in _NUMBER_WORDS}
@@ -593,17 +596,23 @@ def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float
     def content(toks):
         return {t.low for t in toks if t.low not in STOP}
 
-    o_sents = [[t for t in o_toks if s <= t.start < e] for s, e in sentence_spans(original)]
+    o_sents = _by_sentence(original, o_toks)
     o_sets = [content(ts) for ts in o_sents]
     out = []
-    for s, e in sentence_spans(rewrite):
-        r_part = [t for t in r_toks if s <= t.start < e]
+    for r_part in _by_sentence(rewrite, r_toks):
         want = content(r_part)
         best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
         shared = set().union(*(want & o_sets[i] for i in best)) if best else set()
         if want and len(shared) / len(want) >= min_share:
             out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
     return out
+
+
+def _by_sentence(text: str, toks: list[Token]) -> list[list[Token]]:
+    """The tokens that start inside each sentence of ``text`` (tokens are in text order: bisected,
+    not scanned once per sentence)."""
+    starts = [t.start for t in toks]
+    return [toks[bisect_left(starts, s) : bisect_left(starts, e)] for s, e in sentence_spans(text)]
 
 
 def _span(tok: Token) -> tuple[int, int]:
@@ -933,6 +942,8 @@ _MARKER = re.compile(r"([^\W\d_][\w’'-]*)\s*\((L|R|C|C?L|left|right|centre|cen
 
 def _markers(original: str, rewrite: str) -> list[Reason]:
     """A photo caption's position marker "(L)" put on another name than in the original."""
+    if "(" not in rewrite or "(" not in original:  # the cheap check: a marker needs a parenthesis on both sides
+        return []
     o_marks: dict[str, list[re.Match]] = {}
     for m in _MARKER.finditer(original):
         o_marks.setdefault(m.group(2).lower(), []).append(m)
@@ -1124,9 +1135,9 @@ def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] 
     ...            "As President Zelensky salutes Kharkiv’s troops on Monday, the flag of Ukraine flies.").label
     'faithful'
     """
-    ctx = _as_context(context, extra=(original,))
     o_toks = tokens(original) if o_toks is None else o_toks
     r_toks = tokens(rewrite) if r_toks is None else r_toks
+    ctx = _as_context(context, o_toks)
     reasons = paired_reasons(original, rewrite, ctx, o_toks=o_toks, r_toks=r_toks)
     if unpaired:
         reasons += unpaired_reasons(rewrite, ctx, r_toks)
@@ -1148,8 +1159,8 @@ def score_text(text: str, *, context: Context | Iterable[str] | None = None, thr
     >>> score_text("Biden spoke with leaders from France, Germany, Germany, Italy and the UK.").reasons[0].type
     'doubled_words'
     """
-    ctx = _as_context(context, extra=(text,))
     toks = tokens(text) if toks is None else toks
+    ctx = _as_context(context, toks)
     reasons = unpaired_reasons(text, ctx, toks) + list(extra_reasons)
     return verdict(reasons, threshold=threshold, mode="unpaired", words=len(toks), min_words=min_words,
                    calibration=calibration)
@@ -1168,7 +1179,9 @@ def scorer(s1: str, s2: str, *, processor=None, score_cutoff: float | None = Non
     return s if score_cutoff is None or s >= score_cutoff else 0.0
 
 
-def _as_context(context, extra: tuple[str, ...] = ()) -> Context:
+def _as_context(context, own: list[Token]) -> Context:
+    """``context`` as a :class:`Context`: given, or made from its texts plus the tokens of the text
+    itself (``own``: already made, so not made again)."""
     if isinstance(context, Context):
         return context
-    return Context.from_texts(list(context or ()) + list(extra))
+    return Context.from_tokens([tokens(text or "") for text in context or ()] + [own])

@@ -139,7 +139,7 @@ def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
     return round(v.score, 4), v.label, out
 
 
-def score_documents(docs, config, kept=None) -> "pl.DataFrame":
+def score_documents(docs, config, kept=None, pool=None, workers: int = 1, batch: int = 0) -> "pl.DataFrame":
     """Score each near-duplicate document against the copy its cluster kept (paired, whole texts).
 
     Adds garble_score, garble_label and garble_reasons (raw offsets: ``start``/``end`` into this
@@ -147,6 +147,10 @@ def score_documents(docs, config, kept=None) -> "pl.DataFrame":
     nulls and ``not scored``. This says which copy of a story is the damaged one, and how. The kept
     copies are looked up by row in ``kept`` (default: ``docs`` itself; a batch of a larger corpus
     passes the copies it needs).
+
+    With ``pool`` (a ``concurrent.futures`` executor of ``workers`` workers), the near duplicates go to
+    it ``batch`` at a time (default: four batches per worker), each with the kept copies it needs; the
+    result is the same.
     """
     from . import schema as S
 
@@ -157,15 +161,40 @@ def score_documents(docs, config, kept=None) -> "pl.DataFrame":
     near = docs.select(pl.arg_where(pl.col(S.DUP_KIND) == "near")).to_series().to_list()
     if near:
         cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
-        kept = docs if kept is None else kept
-        by_row = {r[0]: list(r[1:]) for r in kept.select(S.ROW, *cols).iter_rows()}
         near_rows = docs.select(*cols, S.KEPT_ROW)[near]
-        for i, r in zip(near, near_rows.iter_rows()):
-            copy = by_row.get(r[-1])
-            if copy is not None:
-                scores[i], labels[i], reasons_out[i] = score_copy(list(r[:-1]), copy, config)
+        kept = (docs if kept is None else kept).select(S.ROW, *cols)
+        kept = kept.filter(pl.col(S.ROW).is_in(near_rows[S.KEPT_ROW].unique().implode()))
+        size = batch or max(_MIN_BATCH, -(-len(near) // (4 * workers)))
+        if pool is None or len(near) <= size:
+            parts = [score_near(near_rows, kept, config)]
+        else:
+            jobs = []
+            for lo in range(0, len(near), size):
+                part = near_rows.slice(lo, size)
+                need = kept.filter(pl.col(S.ROW).is_in(part[S.KEPT_ROW].unique().implode()))
+                jobs.append(pool.submit(score_near, part, need, config))
+            parts = [job.result() for job in jobs]
+        got = [item for part in parts for item in part]
+        for i, item in zip(near, got):
+            if item is not None:
+                scores[i], labels[i], reasons_out[i] = item
     return docs.with_columns(
         pl.Series(S.G_SCORE, scores, dtype=pl.Float64),
         pl.Series(S.G_LABEL, labels, dtype=pl.String),
         reasons_series(S.G_REASONS, reasons_out),
     )
+
+
+_MIN_BATCH = 32  # near duplicates per job sent to a worker process (fewer are not worth the pickling)
+
+
+def score_near(near_rows: "pl.DataFrame", kept: "pl.DataFrame", config) -> list[tuple | None]:
+    """:func:`score_copy` of each row of ``near_rows`` (text, normalised text, anchors, kept row)
+    against its kept copy in ``kept`` (row, text, normalised text, anchors); None where the kept copy
+    is absent. Plain frames in, a list out: a worker process can run it."""
+    by_row = {r[0]: list(r[1:]) for r in kept.iter_rows()}
+    out: list[tuple | None] = []
+    for r in near_rows.iter_rows():
+        copy = by_row.get(r[-1])
+        out.append(score_copy(list(r[:-1]), copy, config) if copy is not None else None)
+    return out

@@ -345,38 +345,54 @@ def fingerprint(source, config: PipelineConfig) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool):
+class Workers:
+    """The worker processes of a run (``engine.processes``; 0: one per usable CPU), started when a
+    stage first has work for more than one, and shared by the stages that follow."""
+
+    def __init__(self, processes: int):
+        self.count = cpu_threads(processes)
+        self._pool = None
+
+    def pool(self, jobs: int):
+        """The pool, or None when one process does as well (one CPU, or fewer than two jobs)."""
+        if self.count <= 1 or jobs <= 1:
+            return None
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: polars' and rapidfuzz's thread pools do not survive a fork
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool,
+            workers: Workers):
     """The document stage over the whole frame, or batch by batch through the checkpoints; batches
-    not already done go to a pool of worker processes when there are several and more than one CPU
-    (``engine.processes``). Results are taken, and checkpointed, in batch order."""
+    not already done go to the worker processes when there are several. Results are taken, and
+    checkpointed, in batch order."""
     if checkpoints is None:
         return document_stage(documents, config, timed=timed, progress=progress)
     size = config.output.checkpoint_documents
     starts = list(range(0, max(documents.height, 1), size))
     done = {k: checkpoints.load(k) for k in range(len(starts))}
     todo = [k for k, d in done.items() if d is None]
-    workers = min(cpu_threads(config.engine.processes), len(todo))
-    pool = None
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: polars' and rapidfuzz's thread pools do not survive a fork
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futures = {k: pool.submit(_stage_batch, documents.slice(starts[k], size), config) for k in todo} if pool else {}
-        for k in todo:
-            if pool is not None:
-                docs, passages, seconds = futures.pop(k).result()
-                for name, value in seconds.items():
-                    timed.add(name, value)
-            else:
-                docs, passages = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
-            checkpoints.save(k, docs, passages)
-            done[k] = (docs, passages)
-    finally:
+    pool = workers.pool(len(todo))
+    futures = {k: pool.submit(_stage_batch, documents.slice(starts[k], size), config) for k in todo} if pool else {}
+    for k in todo:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            docs, passages, seconds = futures.pop(k).result()
+            for name, value in seconds.items():
+                timed.add(name, value)
+        else:
+            docs, passages = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
+        checkpoints.save(k, docs, passages)
+        done[k] = (docs, passages)
     parts = [done[k] for k in range(len(starts))]
     return pl.concat([d for d, _ in parts], how="vertical_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
 
@@ -410,10 +426,11 @@ def stage_timer(stats: dict[str, Any], bar=None):
 
 
 def finish_documents(docs: pl.DataFrame, passages: pl.DataFrame, config: PipelineConfig, timed=_untimed,
-                     kept: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                     kept: pl.DataFrame | None = None, workers: Workers | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """After clustering: drop reasons of copies, garble scores of near duplicates (against the copies
-    their clusters kept, looked up in ``kept``, default ``docs``), cleaned text, and each passage's
-    document verdict. Per document, given its cluster columns, so it runs on any batch."""
+    their clusters kept, looked up in ``kept``, default ``docs``; on the ``workers`` when given),
+    cleaned text, and each passage's document verdict. Per document, given its cluster columns, so it
+    runs on any batch."""
     reason = (
         pl.when(pl.col(S.DROP_REASON).is_not_null()).then(pl.col(S.DROP_REASON))
         .when(pl.col(S.DUP_KIND) == "exact").then(pl.lit(S.REASON_EXACT))
@@ -422,10 +439,15 @@ def finish_documents(docs: pl.DataFrame, passages: pl.DataFrame, config: Pipelin
     )
     docs = docs.with_columns(reason.alias(S.DROP_REASON))
     if config.garble.enabled:
-        docs = timed("garble", score_documents, docs, config.garble, kept)
+        near = int((docs[S.DUP_KIND] == "near").sum())
+        pool = workers.pool(near // _NEAR_PER_JOB) if workers is not None else None
+        docs = timed("garble", score_documents, docs, config.garble, kept, pool, workers.count if pool else 1)
     else:
         docs = _unscored(docs).drop(S.G_MODE)
     return timed("output", _finish, docs, passages)
+
+
+_NEAR_PER_JOB = 64  # near duplicates that make scoring them in the worker processes worth it
 
 
 def result_counts(docs: pl.DataFrame) -> dict[str, Any]:
@@ -457,18 +479,23 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
     timed = stage_timer(stats, bar)
 
-    docs, passages = _staged(documents, config, checkpoints, timed, progress)
-    if checkpoints is not None:
-        stats["input"]["resumed_batches"] = checkpoints.reused
-    for name, counts in document_stats(docs, passages, config).items():
-        stats.setdefault(name, {}).update(counts)
+    # worker processes for a run over files (checkpointed batches); a frame given to the API stays in this process
+    workers = Workers(config.engine.processes if checkpoints is not None else 1)
+    try:
+        docs, passages = _staged(documents, config, checkpoints, timed, progress, workers)
+        if checkpoints is not None:
+            stats["input"]["resumed_batches"] = checkpoints.reused
+        for name, counts in document_stats(docs, passages, config).items():
+            stats.setdefault(name, {}).update(counts)
 
-    docs, cstats = timed(
-        "cluster", cluster_documents, docs, config.cluster,
-        active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
-    )
-    stats["cluster"].update(cstats)
-    docs, passages = finish_documents(docs, passages, config, timed)
+        docs, cstats = timed(
+            "cluster", cluster_documents, docs, config.cluster,
+            active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
+        )
+        stats["cluster"].update(cstats)
+        docs, passages = finish_documents(docs, passages, config, timed, workers=workers)
+    finally:
+        workers.close()
     if config.garble.enabled:
         stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
     if bar is not None:

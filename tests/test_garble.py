@@ -330,3 +330,20 @@ def test_zipf_equals_wordfreq_on_a_corpus_vocabulary(seed_text):
     G.zipf.cache_clear()
     assert len(words) > (20_000 if REUTERS.exists() else 500)
     assert {w: G.zipf(w) for w in words} == {w: zipf_frequency(w, "en") for w in words}
+
+
+def test_near_duplicates_scored_on_worker_processes_as_in_one(reuters_result):
+    # the corpus-level scoring sent to two spawned workers in batches of five: the same columns
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dedup.garble_stage import score_documents
+
+    d, config = reuters_result.documents, reuters_result.config.garble
+    assert (d[S.DUP_KIND] == "near").sum() > 10  # so that there are several batches
+    cols = [S.G_SCORE, S.G_LABEL, S.G_REASONS]
+    alone = score_documents(d, config).select(cols)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pooled = score_documents(d, config, pool=pool, workers=2, batch=5).select(cols)
+    assert pooled.equals(alone)
+    assert alone.equals(d.select(cols))  # and as the whole run scored them
