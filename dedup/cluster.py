@@ -242,7 +242,8 @@ def cluster_documents(
         for lo in range(0, len(cands), _VERIFY_CHUNK):  # folded texts of one chunk's pairs at a time
             part = cands[lo : lo + _VERIFY_CHUNK]
             estimates = (sig[part[:, 0]] == sig[part[:, 1]]).mean(axis=1)
-            part = head_index[part]
+            keep = plausible(estimates, config)  # texts are gathered and folded for these pairs only
+            part, estimates = head_index[part[keep]], estimates[keep]
             need = np.unique(part)
             folded = dict(zip(need.tolist(), fold_all(col.gather(need), threads)))
             ok, ratio = verify_scores([folded[i] for i in part[:, 0].tolist()], [folded[j] for j in part[:, 1].tolist()],
@@ -315,10 +316,23 @@ def _same_text(col: pl.Series, i: int, j: int) -> bool:
 ESTIMATE_SIGMAS = 3.5
 
 
+def estimate_margin(config: ClusterConfig) -> float:
+    """How far from the threshold a MinHash estimate must be to decide alone: ``ESTIMATE_SIGMAS``
+    standard errors at the worst case (Jaccard 0.5)."""
+    return ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
+
+
+def plausible(estimates: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """The candidates whose estimate does not already reject them (:func:`_verified`'s first test),
+    so that callers fetch and fold the texts of these pairs only. At a million documents LSH finds
+    four candidates per verified pair, most of them far below the threshold."""
+    return np.asarray(estimates, dtype=np.float64) >= config.threshold - estimate_margin(config)
+
+
 def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:
     """A candidate pair (folded texts) is a near duplicate: Jaccard (exact near the threshold) and
     rapidfuzz ratio both pass. The definition, one pair at a time: :func:`verify_pairs` must agree."""
-    margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
+    margin = estimate_margin(config)
     if estimate < config.threshold - margin:
         return False
     if estimate < config.threshold + margin:
@@ -341,8 +355,8 @@ def verify_scores(folded_a: list[str], folded_b: list[str], estimates: np.ndarra
     a few at a time on threads for their exact Jaccard, and the rest get their rapidfuzz ratios on
     ``threads`` threads (0: every CPU)."""
     estimates = np.asarray(estimates, dtype=np.float64)
-    margin = ESTIMATE_SIGMAS * 0.5 / config.num_perm**0.5
-    ok = estimates >= config.threshold - margin
+    margin = estimate_margin(config)
+    ok = plausible(estimates, config)
     close = np.flatnonzero(ok & (estimates < config.threshold + margin))
     workers = cpu_threads(threads)
 

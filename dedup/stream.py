@@ -35,7 +35,9 @@ import numpy as np
 import polars as pl
 
 from . import schema as S
-from .cluster import CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, signatures_of, verify_pairs, whitespace_key, word_counts
+from .cluster import (
+    CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, plausible, signatures_of, verify_pairs, whitespace_key, word_counts,
+)
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
 from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
@@ -508,8 +510,12 @@ def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: 
         for lo, hi in spans(cost, budget.fetch_chars):
             part = cands[lo:hi]
             sig = _signatures(spill, batch, pos, np.unique(part))
-            texts = _folded(spill, head_rows[np.unique(part)])
             estimates = (np.stack([sig[a] for a in part[:, 0]]) == np.stack([sig[b] for b in part[:, 1]])).mean(axis=1)
+            keep = plausible(estimates, cc)  # texts are read and folded for these pairs only
+            part, estimates = part[keep], estimates[keep]
+            if not len(part):
+                continue
+            texts = _folded(spill, head_rows[np.unique(part)])
             rows = head_rows[part]
             ok = verify_pairs([texts[i] for i in rows[:, 0].tolist()], [texts[j] for j in rows[:, 1].tolist()], estimates, cc, THREADS)
             verified.extend(map(tuple, rows[ok].tolist()))
