@@ -129,6 +129,34 @@ def datatrove(texts: list[str]) -> tuple[np.ndarray, dict]:
     return labels, {}
 
 
+def text_dedup(texts: list[str]) -> tuple[np.ndarray, dict]:
+    """text-dedup 0.4.0's MinHash script (``text_dedup.minhash``), called as its command line is, on
+    a JSONL file of the texts (it reads a Hugging Face ``datasets`` dataset; writing the file is
+    timed too) with a fresh cache folder, both cores (``--num_proc 2``), word 3-grams, 128
+    permutations and 32 bands x 4 rows. Its own tokenizer (lower case, split on each non-word
+    character), its default sha1 hash, and its permutations from its fixed seed 42 (the script does
+    not read ``--seed``); no verification. Clusters are read from the union-find the script leaves in
+    its module, indexed by input position."""
+    import json
+    import os
+    import tempfile
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # a local file: nothing may come from the hub
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+    import text_dedup.minhash as td
+
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d, "corpus.jsonl")
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+        td.main(["--path", "json", "--data_files", str(path), "--split", "train", "--cache_dir", f"{d}/cache",
+                 "--output", f"{d}/out", "--column", "text", "--ngram", str(SHINGLE_WORDS), "--num_perm", str(NUM_PERM),
+                 "--threshold", str(THRESHOLD), "--b", str(BANDS), "--r", str(ROWS), "--min_length", "0",
+                 "--num_proc", "2"], standalone_mode=False)
+    return np.array([td.uf.find(i) for i in range(len(texts))], dtype=np.int64), {}
+
+
 def hashing_floor(texts: pl.Series) -> tuple[np.ndarray | None, dict]:
     """Not a tool: the least any of them must do, written as a user would vectorise it with polars:
     case-fold, split into words, hash every word once (polars' hash) and mix each run of three word
@@ -154,13 +182,14 @@ PEERS = {
     "datasketch_bulk": datasketch_bulk,
     "rensa": rensa,
     "datatrove": datatrove,
+    "text_dedup": text_dedup,
     "hashing_floor": hashing_floor,
 }
 
 
 def available(name: str) -> bool:
     """Whether a peer's package is installed (the ``bench`` extra)."""
-    module = {"rensa": "rensa", "datatrove": "datatrove.pipeline.dedup.minhash"}.get(name)
+    module = {"rensa": "rensa", "datatrove": "datatrove.pipeline.dedup.minhash", "text_dedup": "text_dedup.minhash"}.get(name)
     if module is None:
         return True
     try:

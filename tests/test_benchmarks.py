@@ -64,3 +64,26 @@ def test_clean_beside_ftfy_smoke(tmp_path):
     assert all(r["seconds_median"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert "normalise" in rows[1]["stage_seconds"]
     assert "/ ftfy alone" in next((tmp_path / "results").glob("clean-*.md")).read_text()
+
+
+def test_optional_peers_find_the_planted_copies():
+    # each optional peer that is installed (the bench extra) runs on a tiny corpus and groups the
+    # 1%-edit copies with their originals; a peer that is not installed is skipped
+    import pytest
+
+    from benchmarks import peers
+    from benchmarks.corpus import make_corpus, reuters_sentences
+
+    corpus = make_corpus(reuters_sentences(need(REUTERS)), 80, seed=5, words=120)
+    close = corpus.filter(corpus["edit_rate"] == 0.01)
+    index = {doc_id: k for k, doc_id in enumerate(corpus["id"].to_list())}
+    ran = 0
+    for name in ("rensa", "datatrove", "text_dedup"):
+        if not peers.available(name):
+            continue
+        labels, _ = peers.PEERS[name](corpus["text"].to_list())
+        assert all(labels[index[c]] == labels[index[t]] for c, t in close.select("id", "truth").iter_rows()), name
+        assert len(set(labels.tolist())) > corpus.height // 2, name  # and does not merge everything
+        ran += 1
+    if not ran:
+        pytest.skip("no optional peer installed (the bench extra)")
