@@ -56,7 +56,10 @@ _FOLD_SLICE = 2000
 
 def _fold_slice(col: pl.Series) -> list[str]:
     ascii_ = (col.str.len_bytes() == col.str.len_chars()).to_numpy()
-    out = col.str.to_lowercase().str.replace_all(r"[^\w]+", " ").str.strip_chars().to_list()
+    # on ASCII, [^\w]+ -> " " in two cheap steps (few matches each: punctuation, then runs of spaces),
+    # twice as fast as the one replace, which matches between every two words
+    low = col.str.to_lowercase().str.replace_all(r"[^a-z0-9_ ]", " ").str.replace_all(r"  +", " ")
+    out = low.str.strip_chars().to_list()
     if not ascii_.all():
         raw = col.to_list()
         for i in np.flatnonzero(~ascii_).tolist():
