@@ -40,7 +40,7 @@ import re
 import unicodedata
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -438,25 +438,38 @@ class _Support:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
 class Context:
-    """Capitalised words seen in the rest of a document, with how often; spellings the source uses."""
+    """Capitalised words seen in the rest of a document, with how often; spellings the source uses.
 
-    names: Counter = field(default_factory=Counter)
-    bigrams: Counter = field(default_factory=Counter)  # adjacent word pairs: the terms the source uses
+    ``bigrams`` (adjacent word pairs: the terms the source uses) are counted from the token lists on
+    first use: most passages are scored without ever asking for them."""
+
+    def __init__(self, names: Counter | None = None, bigrams: Counter | None = None,
+                 token_lists: list[list[Token]] | None = None):
+        self.names = names if names is not None else Counter()
+        self._given_bigrams = bigrams
+        self._token_lists = token_lists or []
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> "Context":
-        return cls.from_tokens(tokens(text or "") for text in texts)
+        return cls.from_tokens([tokens(text or "") for text in texts])
 
     @classmethod
     def from_tokens(cls, token_lists: Iterable[list[Token]]) -> "Context":
+        lists = list(token_lists)
         c: Counter = Counter()
+        for toks in lists:
+            c.update([t.low for t in toks if t.cap and not t.number and len(t.low) >= 3])
+        return cls(c, None, lists)
+
+    @cached_property
+    def bigrams(self) -> Counter:
+        if self._given_bigrams is not None:
+            return self._given_bigrams
         b: Counter = Counter()
-        for toks in token_lists:
-            c.update(t.low for t in toks if t.cap and not t.number and len(t.low) >= 3)
-            b.update((x.low, y.low) for x, y in zip(toks, toks[1:]))
-        return cls(c, b)
+        for toks in self._token_lists:
+            b.update([(x.low, y.low) for x, y in zip(toks, toks[1:])])
+        return b
 
     @cached_property
     def followers(self) -> dict[str, dict[str, None]]:
@@ -1020,8 +1033,13 @@ def _doubled(text: str, toks: list[Token]) -> list[Reason]:
     out = []
     lows = [t.low for t in toks]
     n_tok = len(toks)
-    i = 0
-    while i < n_tok:
+    # only a position whose word comes back 1, 2 or 3 words on can start a repeat: those are found by
+    # three zips, and the walk below (which skips past each repeat it reports) visits only them
+    starts = sorted({i for n in (1, 2, 3) for i, (x, y) in enumerate(zip(lows, lows[n:])) if x == y})
+    resume = 0
+    for i in starts:
+        if i < resume:
+            continue
         for n in (3, 2, 1):
             if i + 2 * n > n_tok or lows[i] != lows[i + n] or lows[i : i + n] != lows[i + n : i + 2 * n]:
                 continue
@@ -1034,9 +1052,8 @@ def _doubled(text: str, toks: list[Token]) -> list[Reason]:
             if n == 1 and (a0.low in _REPEATABLE or a0.low in STOP or len(a0.low) < 2 or (a0.cap and gap == " ")):
                 continue  # "very, very"; "the the" is a typo that changes no fact; "Boutros Boutros-Ghali"
             out.append(Reason("doubled_words", a0.start, b1.end, f"'{text[a0.start:a1.end]}' is written twice in a row"))
-            i += 2 * n - 1
+            resume = i + 2 * n
             break
-        i += 1
     return out
 
 

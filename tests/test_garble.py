@@ -7,6 +7,8 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rapidfuzz import process
 
 from dedup import garble as G
@@ -347,3 +349,40 @@ def test_near_duplicates_scored_on_worker_processes_as_in_one(reuters_result):
         pooled = score_documents(d, config, pool=pool, workers=2, batch=5).select(cols)
     assert pooled.equals(alone)
     assert alone.equals(d.select(cols))  # and as the whole run scored them
+
+
+def _doubled_by_definition(text: str, toks) -> list:
+    """_doubled as first written: every position tried in turn."""
+    out, lows, i = [], [t.low for t in toks], 0
+    while i < len(toks):
+        for n in (3, 2, 1):
+            if i + 2 * n > len(toks) or lows[i : i + n] != lows[i + n : i + 2 * n]:
+                continue
+            a0, a1, b0, b1 = toks[i], toks[i + n - 1], toks[i + n], toks[i + 2 * n - 1]
+            gap = text[a1.end : b0.start]
+            if gap not in G._DOUBLE_GAPS or not G._plain_run(text, toks, i, i + 2 * n):
+                continue
+            if a0.number or text[a0.start : a1.end] != text[b0.start : b1.end]:
+                continue
+            if n == 1 and (a0.low in G._REPEATABLE or a0.low in G.STOP or len(a0.low) < 2 or (a0.cap and gap == " ")):
+                continue
+            out.append((a0.start, b1.end))
+            i += 2 * n - 1
+            break
+        i += 1
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["Kyiv", "kyiv", "troops", "the", "very", "7", "Biden", ",", ".", " "]), max_size=24))
+def test_doubled_words_equal_their_definition(words):
+    text = " ".join(words).replace(" ,", ",")
+    toks = G.tokens(text)
+    assert [(r.start, r.end) for r in G._doubled(text, toks)] == _doubled_by_definition(text, toks)
+
+
+def test_doubled_words_on_reuters_equal_their_definition(seed_text):
+    texts = [seed_text] + (pl.read_ndjson(REUTERS).head(2000)["text"].to_list() if REUTERS.exists() else [])
+    for text in texts:
+        toks = G.tokens(text)
+        assert [(r.start, r.end) for r in G._doubled(text, toks)] == _doubled_by_definition(text, toks)
