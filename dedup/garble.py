@@ -387,6 +387,9 @@ _VARIANT_RULES = [(re.compile(a), b) for a, b in ((r"ise(s|d)?$", r"ize\1"), (r"
                                                    (r"ence$", "ense"), (r"tre$", "ter"), (r"ll", "l"), (r"-", ""))]
 
 
+_VARIANT_HINTS = ("ise", "yse", "our", "ence", "tre", "ll", "-")  # a substring each rule needs
+
+
 @lru_cache(maxsize=200_000)
 def _variant(w: str) -> str:
     """British and American spellings to one form (defence/defense, armoured/armored, organise/organize).
@@ -394,6 +397,8 @@ def _variant(w: str) -> str:
     >>> _variant("defence") == _variant("defense"), _variant("armoured") == _variant("armored")
     (True, True)
     """
+    if not any(hint in w for hint in _VARIANT_HINTS):  # the cheap check: no rule can fire
+        return w
     for pat, rep in _VARIANT_RULES:
         w = pat.sub(rep, w)
     return w

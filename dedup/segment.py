@@ -60,14 +60,29 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for ps, pe in paragraph_spans(text):
         start = ps
         for m in _SENTENCE_END.finditer(text, ps, pe):
-            word = re.search(r"([\w.]+)$", text[start : m.start()])
-            before = word.group(1).lower().rstrip(".") if word else ""
+            before = _word_before(text, start, m.start())
             if m.group().startswith(".") and (before in _ABBREVIATIONS or len(before) == 1):
                 continue
             out.extend(_trim(text, start, m.end()))
             start = m.end()
         out.extend(_trim(text, start, pe))
     return out
+
+
+_LAST_WORD = re.compile(r"([\w.]+)$")
+_WINDOW = 40
+
+
+def _word_before(text: str, start: int, end: int) -> str:
+    """The run of word characters and dots that ends ``text[start:end]``, lower case, dots stripped
+    from its end ("" when none). Looked for in the last ``_WINDOW`` characters only, unless the run
+    fills them: a ``$``-anchored search tries every position of what it is given, and a long sentence
+    full of abbreviations was searched once per abbreviation."""
+    lo = max(start, end - _WINDOW)
+    word = _LAST_WORD.search(text, lo, end)
+    if word is not None and word.start() == lo and lo > start:  # the run may go on further left
+        word = _LAST_WORD.search(text, start, end)
+    return word.group(1).lower().rstrip(".") if word else ""
 
 
 def _split(text: str, splitter: re.Pattern) -> list[tuple[int, int]]:
