@@ -32,7 +32,7 @@ FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, explain=True)
 
 
 def ftfy_can_act(text: str) -> bool:
-    """The cheap check: whether the text has anything ftfy could change (a non-ASCII character, a
+    r"""The cheap check: whether the text has anything ftfy could change (a non-ASCII character, a
     control character other than tab and line feed, or an ``&`` that may start an entity). String
     methods, not a regex scan: four times faster on Reuters, where every text is ASCII.
 
