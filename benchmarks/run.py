@@ -224,11 +224,13 @@ def run_suite(sizes: list[int], repeats: int, tools: list[str], seed: int, reute
 
 
 def main(argv=None) -> None:
+    from .peers import PEERS
+
     ap = argparse.ArgumentParser(description="dedup benchmark suite")
     ap.add_argument("--child", nargs=3, metavar=("TOOL", "CORPUS", "LABELS"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--tools", nargs="+", default=["dedup", "datasketch_update_batch", "datasketch_bulk", "rensa", "datatrove", "hashing_floor"])
+    ap.add_argument("--tools", nargs="+", default=list(PEERS), help="default: every peer installed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuters", type=Path, default=DEFAULT_REUTERS)
     ap.add_argument("--out", type=Path, default=HERE / "results")
