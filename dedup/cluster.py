@@ -241,9 +241,8 @@ def cluster_documents(
         head_index = np.asarray(heads, dtype=np.int64)
         for lo in range(0, len(cands), _VERIFY_CHUNK):  # folded texts of one chunk's pairs at a time
             part = cands[lo : lo + _VERIFY_CHUNK]
-            estimates = (sig[part[:, 0]] == sig[part[:, 1]]).mean(axis=1)
-            keep = plausible(estimates, config)  # texts are gathered and folded for these pairs only
-            part, estimates = head_index[part[keep]], estimates[keep]
+            keep, estimates = screened(sig[part[:, 0]], sig[part[:, 1]], config)
+            part = head_index[part[keep]]  # texts are gathered and folded for these pairs only
             need = np.unique(part)
             folded = dict(zip(need.tolist(), fold_all(col.gather(need), threads)))
             ok, ratio = verify_scores([folded[i] for i in part[:, 0].tolist()], [folded[j] for j in part[:, 1].tolist()],
@@ -327,6 +326,14 @@ def plausible(estimates: np.ndarray, config: ClusterConfig) -> np.ndarray:
     so that callers fetch and fold the texts of these pairs only. At a million documents LSH finds
     four candidates per verified pair, most of them far below the threshold."""
     return np.asarray(estimates, dtype=np.float64) >= config.threshold - estimate_margin(config)
+
+
+def screened(sig_a: np.ndarray, sig_b: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The MinHash estimate of each row-aligned pair of signatures (the share of equal values), and
+    which pairs it does not already reject (:func:`plausible`): that mask, and those pairs' estimates."""
+    estimates = (np.asarray(sig_a) == np.asarray(sig_b)).mean(axis=1)
+    keep = plausible(estimates, config)
+    return keep, estimates[keep]
 
 
 def _verified(fa: str, fb: str, estimate: float, config: ClusterConfig) -> bool:

@@ -449,10 +449,8 @@ class Context:
     ``bigrams`` (adjacent word pairs: the terms the source uses) are counted from the token lists on
     first use: most passages are scored without ever asking for them."""
 
-    def __init__(self, names: Counter | None = None, bigrams: Counter | None = None,
-                 token_lists: list[list[Token]] | None = None):
+    def __init__(self, names: Counter | None = None, token_lists: list[list[Token]] | None = None):
         self.names = names if names is not None else Counter()
-        self._given_bigrams = bigrams
         self._token_lists = token_lists or []
 
     @classmethod
@@ -465,12 +463,10 @@ class Context:
         c: Counter = Counter()
         for toks in lists:
             c.update([t.low for t in toks if t.cap and not t.number and len(t.low) >= 3])
-        return cls(c, None, lists)
+        return cls(c, lists)
 
     @cached_property
     def bigrams(self) -> Counter:
-        if self._given_bigrams is not None:
-            return self._given_bigrams
         b: Counter = Counter()
         for toks in self._token_lists:
             b.update([(x.low, y.low) for x, y in zip(toks, toks[1:])])

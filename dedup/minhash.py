@@ -138,11 +138,11 @@ def signatures(shingle_sets: list[set[str]], num_perm: int, seed: int) -> np.nda
 
     Slow (one Python call per shingle) and obviously right; :func:`fast_signatures` must equal it.
     """
+    from datasketch import MinHash  # the reference only: importing datasketch costs a third of a second
+
     out = np.empty((len(shingle_sets), num_perm), dtype=np.uint32)
     for lo in range(0, len(shingle_sets), _CHUNK):  # chunks keep the encoded shingles transient
         data = [[s.encode("utf-8") for s in shingles] for shingles in shingle_sets[lo : lo + _CHUNK]]
-        from datasketch import MinHash  # the reference only: importing datasketch costs a third of a second
-
         gen = MinHash.generator(data, num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=shingle_hash32)
         for k, m in enumerate(gen):
             out[lo + k] = m.hashvalues
@@ -195,7 +195,7 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     """The pairs of :func:`lsh_pairs` from band keys: ``key_of_band(b)`` gives band ``b``'s key of each
     of the ``n`` rows (from memory, or read from disk one band at a time).
 
-    Each band is sorted (group, key, row); a run of equal keys is a bucket. Memory stays at a few
+    Each band is sorted by (group, key); a run of equal keys is a bucket. Memory stays at a few
     arrays of ``n`` plus the distinct pairs found so far and those of the last few bands.
     """
     if n < 2:

@@ -36,7 +36,7 @@ import polars as pl
 
 from . import schema as S
 from .cluster import (
-    CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, plausible, signatures_of, verify_pairs, whitespace_key, word_counts,
+    CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, screened, signatures_of, verify_pairs, whitespace_key, word_counts,
 )
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
@@ -510,9 +510,8 @@ def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: 
         for lo, hi in spans(cost, budget.fetch_chars):
             part = cands[lo:hi]
             sig = _signatures(spill, batch, pos, np.unique(part))
-            estimates = (np.stack([sig[a] for a in part[:, 0]]) == np.stack([sig[b] for b in part[:, 1]])).mean(axis=1)
-            keep = plausible(estimates, cc)  # texts are read and folded for these pairs only
-            part, estimates = part[keep], estimates[keep]
+            keep, estimates = screened(np.stack([sig[a] for a in part[:, 0]]), np.stack([sig[b] for b in part[:, 1]]), cc)
+            part = part[keep]  # texts are read and folded for these pairs only
             if not len(part):
                 continue
             texts = _folded(spill, head_rows[np.unique(part)])

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from .. import schema as S
-from ..cluster import DisjointSet, duplicate_links, keep_order, plausible, signatures_of, whitespace_key, word_counts
+from ..cluster import DisjointSet, duplicate_links, keep_order, screened, signatures_of, whitespace_key, word_counts
 from ..cluster import verify_pairs as verified_mask
 from ..config import PipelineConfig
 from ..errors import DedupError, InputError
@@ -211,9 +211,8 @@ def verify_pairs(config):
         for batch in batches:
             b = pl.from_arrow(batch)
             if b.height:
-                estimates = (np.stack(b["sig_i"].to_numpy()) == np.stack(b["sig_j"].to_numpy())).mean(axis=1)
-                keep = plausible(estimates, config)  # folded for these pairs only
-                b, estimates = b.filter(pl.Series(keep)), estimates[keep]
+                keep, estimates = screened(np.stack(b["sig_i"].to_numpy()), np.stack(b["sig_j"].to_numpy()), config)
+                b = b.filter(pl.Series(keep))  # folded for these pairs only
                 ok = verified_mask(fold_all(b["text_i"], 1), fold_all(b["text_j"], 1), estimates, config, threads=1)
                 b = b.filter(pl.Series(ok))
             yield pa.RecordBatch.from_pydict({"i": pa.array(b["i"].to_numpy(), pa.int64()), "j": pa.array(b["j"].to_numpy(), pa.int64())})
