@@ -153,19 +153,21 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit key per (row, band): a mix of the band's hash values, shape ``(n, bands)``.
 
     Column ``b*rows + r`` is value ``r`` of band ``b``, so ``sig[:, r::rows]`` holds value ``r`` of
-    every band at once.
+    every band at once. The keys are stored band by band (the result is the transpose of a
+    ``(bands, n)`` array), so that one band's keys, the unit LSH sorts, are contiguous.
     """
-    out = np.empty((sig.shape[0], bands), dtype=np.uint64)
+    n = sig.shape[0]
+    out = np.empty((bands, n), dtype=np.uint64)
     prime = np.uint64(0x100000001B3)
     with np.errstate(over="ignore"):
-        for lo in range(0, sig.shape[0], _KEY_ROWS):  # a block of rows at a time: small temporaries
+        for lo in range(0, n, _KEY_ROWS):  # a block of rows at a time: small temporaries
             block = sig[lo : lo + _KEY_ROWS]
-            keys = np.zeros((len(block), bands), dtype=np.uint64)
+            keys = np.zeros((bands, len(block)), dtype=np.uint64)
             for r in range(rows):
-                keys = (keys ^ block[:, r : bands * rows : rows].astype(np.uint64)) * prime
+                keys = (keys ^ block[:, r : bands * rows : rows].T.astype(np.uint64)) * prime
                 keys ^= keys >> np.uint64(29)
-            out[lo : lo + len(block)] = keys
-    return out
+            out[:, lo : lo + len(block)] = keys
+    return out.T
 
 
 _KEY_ROWS = 8192
@@ -177,60 +179,76 @@ def lsh_pairs(
     rows: int,
     groups: np.ndarray | None = None,
     max_bucket: int = 10**9,
+    threads: int = 1,
 ) -> np.ndarray:
     """Candidate pairs ``(i, j)``, ``i < j``: rows that agree on every value of at least one band.
 
     Band ``b`` covers signature columns ``b*rows .. b*rows+rows-1``, as in datasketch. With ``groups``,
     only rows of the same group pair. A bucket of more than ``max_bucket`` rows yields the chain of
-    its sorted members instead of all pairs, so that its cost stays linear.
+    its sorted members instead of all pairs, so that its cost stays linear. ``threads`` bands are
+    bucketed at once (0: one per CPU); the pairs do not depend on it.
     """
     n = sig.shape[0]
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
     keys = band_keys(sig, bands, rows)
-    return bucket_pairs(lambda band: keys[:, band], n, bands, groups, max_bucket)
+    return bucket_pairs(lambda band: keys[:, band], n, bands, groups, max_bucket, threads)
 
 
-def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = None, max_bucket: int = 10**9) -> np.ndarray:
+def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = None, max_bucket: int = 10**9,
+                 threads: int = 1) -> np.ndarray:
     """The pairs of :func:`lsh_pairs` from band keys: ``key_of_band(b)`` gives band ``b``'s key of each
     of the ``n`` rows (from memory, or read from disk one band at a time).
 
     Each band is sorted by (group, key); a run of equal keys is a bucket. Memory stays at a few
-    arrays of ``n`` plus the distinct pairs found so far and those of the last few bands.
+    arrays of ``n`` per thread plus the distinct pairs found so far and those of the last few bands.
+    With ``threads`` > 1, that many bands are bucketed at once (numpy's sorts and gathers release
+    the GIL); the pairs are the same.
     """
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
-    g = groups if groups is not None else np.zeros(n, dtype=np.int64)
-    ids = np.arange(n, dtype=np.int64)
+    ids = np.arange(n, dtype=np.int64) if groups is not None else None
     found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
     pending: list[np.ndarray] = []
-    for band in range(bands):
-        keys = key_of_band(band)
-        # by (group, key); without groups an unstable sort of the keys (3.5x faster than a stable
-        # one at 1M rows), so a bucket's members come in any order: each pair is written (min, max)
-        order = np.argsort(keys) if groups is None else np.lexsort((ids, keys, g))
-        k, gg = keys[order], g[order]
-        del keys
-        start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])])
-        size = np.diff(np.r_[start, n])
-        parts = []
-        for m in np.unique(size[(size >= 2) & (size <= max_bucket)]).tolist():
-            first = start[size == m]
-            a, b = np.triu_indices(m, 1)
-            x, y = order[first[:, None] + a].ravel(), order[first[:, None] + b].ravel()
-            parts.append(np.minimum(x, y) * n + np.maximum(x, y))
-        big = start[size > max_bucket]
-        if len(big):  # the chain of each big bucket's members in row order
-            spans_ = list(zip(big.tolist(), size[size > max_bucket].tolist()))
-            for s, m in spans_:
-                order[s : s + m].sort()
-            at = np.concatenate([np.arange(s, s + m - 1) for s, m in spans_])
-            parts.append(order[at] * n + order[at + 1])
-        pending += parts
-        if pending and (band % _MERGE_BANDS == _MERGE_BANDS - 1 or band == bands - 1):
+
+    def one_band(band: int) -> np.ndarray:
+        return _band_pairs(key_of_band(band), n, groups, ids, max_bucket)
+
+    with thread_pool(threads) as pool:
+        for lo in range(0, bands, _MERGE_BANDS):
+            pending = list(pool.map(one_band, range(lo, min(bands, lo + _MERGE_BANDS))))
             found = np.union1d(found, np.concatenate(pending))  # merged every few bands, not every band
-            pending = []
     return np.column_stack([found // n, found % n]).astype(np.int64)
+
+
+def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, ids: np.ndarray | None, max_bucket: int) -> np.ndarray:
+    """One band's pairs, coded ``min * n + max`` (repeats possible across buckets of other bands)."""
+    # by (group, key); without groups an unstable sort of the keys (3.5x faster than a stable
+    # one at 1M rows), so a bucket's members come in any order: each pair is written (min, max)
+    if groups is None:
+        order = np.argsort(keys)
+        k = keys[order]
+        start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    else:
+        order = np.lexsort((ids, keys, groups))
+        k, gg = keys[order], groups[order]
+        start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])])
+    del k
+    size = np.diff(np.r_[start, n])
+    parts = [np.empty(0, dtype=np.int64)]
+    for m in np.unique(size[(size >= 2) & (size <= max_bucket)]).tolist():
+        first = start[size == m]
+        a, b = np.triu_indices(m, 1)
+        x, y = order[first[:, None] + a].ravel(), order[first[:, None] + b].ravel()
+        parts.append(np.minimum(x, y) * n + np.maximum(x, y))
+    big = start[size > max_bucket]
+    if len(big):  # the chain of each big bucket's members in row order
+        spans_ = list(zip(big.tolist(), size[size > max_bucket].tolist()))
+        for s, m in spans_:
+            order[s : s + m].sort()
+        at = np.concatenate([np.arange(s, s + m - 1) for s, m in spans_])
+        parts.append(order[at] * n + order[at + 1])
+    return np.concatenate(parts)
 
 
 _MERGE_BANDS = 8  # bands whose pairs are gathered before they are merged into the distinct pairs

@@ -303,9 +303,22 @@ def test_fold_all_is_fold_on_real_and_odd_texts(reuters_texts):
 def test_whitespace_key_is_the_plain_replacement():
     from dedup.cluster import whitespace_key
 
-    col = pl.Series(_ODD_TEXTS + ["a b", " a b", "a  b", "a b\n"], dtype=pl.String)
+    col = pl.Series(_ODD_TEXTS + ["a b", " a b", "a  b", "a b\n", "a\u00a0b", "a\u3000", "\u2009a", "é\u0085b", "é b ", "é\tb",
+                     "a\x1cb"], dtype=pl.String)
     want = col.fill_null("").str.replace_all(r"\s+", " ").str.strip_chars()
     assert whitespace_key(col).to_list() == want.to_list()
+
+
+@pytest.mark.parametrize("cap", [1, 3, 30, 200])
+def test_word_counts_are_the_whole_count_capped(reuters_texts, cap):
+    """word_counts counts a prefix where it settles the count up to the cap: min(full count, cap)."""
+    import re
+
+    from dedup.cluster import word_counts
+
+    texts = reuters_texts[:3000] + _ODD_TEXTS + ["-- " * 300 + "a " * cap, "é" * 9 + " x" * (cap - 1), "a" * 5000]
+    want = [min(len(re.findall(r"\w+", t or "")), cap) for t in texts]
+    assert word_counts(pl.Series(texts, dtype=pl.String), cap).tolist() == want
 
 
 def test_batched_verification_and_links_equal_the_pair_definitions(reuters_texts):

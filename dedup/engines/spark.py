@@ -145,7 +145,7 @@ def _process(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
     docs = docs.with_columns(frame[EXTRA_JSON])
     with_dates = docs.with_columns(pl.Series(date_field, [None if d is None else str(d) for d in dates], dtype=pl.String))
     ranks = keep_order(with_dates, cc, date_field)
-    words = word_counts(docs[S.TEXT_NORM])
+    words = word_counts(docs[S.TEXT_NORM], cc.min_words)  # up to min_words: all the thresholds ask
     live = (docs[S.DROP_REASON].is_null().to_numpy()) & (words > 0)
     eligible = np.flatnonzero(live & (words >= cc.min_words))
     sigs: list = [None] * docs.height
