@@ -253,6 +253,26 @@ def tokens(text: str) -> list[Token]:
     return out
 
 
+def low_of(word: str) -> str:
+    """A token's ``low`` from its text alone (what :func:`tokens` gives it).
+
+    >>> low_of("Ukraine’s"), low_of("Jiménez"), low_of("ŞIŞLI")
+    ('ukraine', 'jimenez', 'sisli')
+    """
+    low = word.lower().replace("’", "'")
+    if not low.isascii():
+        low = _plain(low)
+    if low.endswith("'s") and len(low) > 2:
+        low = low[:-2]
+    return low
+
+
+def words(text: str) -> list[str]:
+    """The texts of :func:`tokens` (one C-level regex pass, no Token objects): what the cheap checks
+    of the unpaired detectors read."""
+    return _TOKEN.findall(text)
+
+
 def _plain(word: str) -> str:
     """Accents off, so that "Jiménez" supports "Jimenez"."""
     if word.isascii():
@@ -449,9 +469,9 @@ class Context:
     ``bigrams`` (adjacent word pairs: the terms the source uses) are counted from the token lists on
     first use: most passages are scored without ever asking for them."""
 
-    def __init__(self, names: Counter | None = None, token_lists: list[list[Token]] | None = None):
+    def __init__(self, names: Counter | None = None, token_lists=None):
         self.names = names if names is not None else Counter()
-        self._token_lists = token_lists or []
+        self._token_lists = token_lists or []  # token lists, or a function that makes them when asked
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> "Context":
@@ -465,10 +485,20 @@ class Context:
             c.update([t.low for t in toks if t.cap and not t.number and len(t.low) >= 3])
         return cls(c, lists)
 
+    @classmethod
+    def from_words(cls, word_lists: Iterable[list[str]], texts: list[str]) -> "Context":
+        """The context :meth:`from_texts` makes, from the texts' :func:`words` (names are capitalised
+        words, so no Token is made); the token lists behind ``bigrams`` are made only if asked for."""
+        c: Counter = Counter()
+        for ws in word_lists:
+            c.update([low for low in (low_of(w) for w in ws if w[0].isupper()) if len(low) >= 3])
+        return cls(c, lambda: [tokens(text or "") for text in texts])
+
     @cached_property
     def bigrams(self) -> Counter:
+        lists = self._token_lists() if callable(self._token_lists) else self._token_lists
         b: Counter = Counter()
-        for toks in self._token_lists:
+        for toks in lists:
             b.update([(x.low, y.low) for x, y in zip(toks, toks[1:])])
         return b
 
@@ -990,6 +1020,38 @@ def unpaired_reasons(text: str, context: Context | None = None, toks: list[Token
     return reasons
 
 
+def may_need_tokens(ws: list[str], ctx: Context) -> bool:
+    """Whether a token-reading unpaired detector (:func:`_merged_names`, :func:`_name_variants`,
+    :func:`_doubled`) could find anything in a passage of words ``ws`` (:func:`words`): a cheap
+    test of the conditions each of them starts from, so False means all three find nothing.
+
+    >>> ctx = Context.from_texts(["Volodymyr Zelensky spoke."])
+    >>> may_need_tokens(words("Volodymyrzelsky spoke to reporters."), ctx), may_need_tokens(words("He spoke to reporters."), ctx)
+    (True, False)
+    """
+    # _doubled: a repeat is the same run of n = 1, 2 or 3 token texts twice (its spans are compared
+    # as text), not starting with a number; a single word must not be a stop word or a repeatable one
+    for n in (1, 2, 3):
+        for i in [i for i, (a, b) in enumerate(zip(ws, ws[n:])) if a == b]:
+            w = ws[i]
+            if w[0].isdigit() or ws[i : i + n] != ws[i + n : i + 2 * n]:
+                continue
+            if n > 1:
+                return True
+            low = low_of(w)
+            if len(low) >= 2 and low not in STOP and low not in _REPEATABLE:
+                return True
+    for w in ws:
+        if not w[0].isupper():  # both start from capitalised words
+            continue
+        low = low_of(w)
+        if len(low) >= 8 and "'" not in low and zipf(low) <= 0:  # _merged_names' candidates
+            return True
+        if len(low) >= 5 and ctx.names.get(low, 0) <= 1 and zipf(low) < 1.0:  # _name_variants' candidates
+            return True
+    return False
+
+
 def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
     """A capitalised word no dictionary knows that is two name parts the document writes side by side,
     glued ("Volodymyr Zelenskyy" -> "Volodymyrzelsky")."""
@@ -1171,12 +1233,20 @@ def regime_of(original_words: int, rewrite_words: int) -> str:
 
 def score_text(text: str, *, context: Context | Iterable[str] | None = None, threshold: float = 0.5,
                min_words: int = 3, extra_reasons: Iterable[Reason] = (), calibration: dict | None = None,
-               toks: list[Token] | None = None) -> Verdict:
+               toks: list[Token] | None = None, ws: list[str] | None = None) -> Verdict:
     """Score one passage with no original: intrinsic signals, ``context`` being its document.
+
+    Given the passage's :func:`words` ``ws`` and a :class:`Context`, cheap checks come first: when
+    no detector can find anything (:func:`may_need_tokens`, and the text-only detectors find
+    nothing), the verdict is made without tokens (most passages; the same verdict).
 
     >>> score_text("Biden spoke with leaders from France, Germany, Germany, Italy and the UK.").reasons[0].type
     'doubled_words'
     """
+    extra_reasons = list(extra_reasons)
+    if (toks is None and ws is not None and isinstance(context, Context) and not extra_reasons
+            and not may_need_tokens(ws, context) and not _unbalanced_quotes(text) and not _role_parentheses(text)):
+        return verdict((), threshold=threshold, mode="unpaired", words=len(ws), min_words=min_words, calibration=calibration)
     toks = tokens(text) if toks is None else toks
     ctx = _as_context(context, toks)
     reasons = unpaired_reasons(text, ctx, toks) + list(extra_reasons)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .columns import struct_lists
-from .garble import NOT_SCORED, Context, Reason, score_pair, score_text, tokens
+from .garble import NOT_SCORED, Context, Reason, score_pair, score_text, tokens, words
 
 
 def reason_dtype() -> pl.Struct:
@@ -74,15 +74,22 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
     anchor_norm, anchor_raw = np.asarray(anchor_norm, dtype=np.int64), np.asarray(anchor_raw, dtype=np.int64)  # once per document
     texts = {r[1]: r[2] for r in rows}
     norm_start = {r[1]: r[6] for r in rows}
-    toks = {r[1]: tokens(r[2]) for r in rows}
-    ctx = Context.from_tokens(toks.values())
+    ws = {index: words(text) for index, text in texts.items()}  # Token objects only where a check asks
+    made: dict = {}
+
+    def toks(index):
+        if index not in made:
+            made[index] = tokens(texts[index])
+        return made[index]
+
+    ctx = Context.from_words(ws.values(), list(texts.values()))
     glued = [c for c in (changes or []) if c["fixer"] == "quotes"]
-    for i, (_, index, text, role, partner, kind, start, words) in enumerate(rows):
-        if kind == "fragment" or (words or 0) < config.min_words:
+    for i, (_, index, text, role, partner, kind, start, n_words) in enumerate(rows):
+        if kind == "fragment" or (n_words or 0) < config.min_words:
             continue
         if role in ("rewrite", "verbatim") and partner is not None and partner in texts:
             v = score_pair(texts[partner], text, context=ctx, threshold=config.threshold, min_words=config.min_words,
-                           unpaired=config.unpaired, o_toks=toks[partner], r_toks=toks[index])
+                           unpaired=config.unpaired, o_toks=toks(partner), r_toks=toks(index))
         elif config.unpaired:
             p_raw = (
                 (int(map_offsets(anchor_norm, anchor_raw, start)), int(map_offsets(anchor_norm, anchor_raw, start + len(text))))
@@ -95,7 +102,7 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
                 for c in glued if p_raw[0] <= c["raw_start"] < p_raw[1]
             ]
             v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
-                           toks=toks[index])
+                           ws=ws[index])
         else:
             continue
         j = offset + i

@@ -399,3 +399,44 @@ def test_variant_cheap_check_changes_nothing(seed_text):
         return w
 
     assert {w: G._variant(w) for w in words} == {w: by_rules(w) for w in words}
+
+
+def _screen_cases(seed_text: str) -> list[list[str]]:
+    """Documents as lists of passages: the seed, Reuters stories and made-up damage of every kind."""
+    docs = [seed_text] + (pl.read_ndjson(REUTERS).head(1500)["text"].to_list() if REUTERS.exists() else [])
+    made = [
+        "Volodymyr Zelensky spoke. Later Volodymyrzelsky said so.",
+        "Reznikov met Reznikov's aides. Raznikov then left.",
+        "Leaders of France, Germany, Germany and Italy met.",
+        "The price of the oil of the price of the oil rose by 7 7 percent, very very fast.",
+        "He said “it is over. Joe Biden (Russian President Vladimir Putin) spoke.",
+        "ŞIŞLI Şişli İstanbul Jiménez Jimenez ﬁnance Aﬁnance.",
+    ]
+    return [[p for p in d.split("\n") if p.strip()] for d in docs + made]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["Kyiv", "kyiv", "Kyivkyiv", "Zelenskyy", "Zelenskyyy", "Volodymyrzelenskyy",
+                                          "Volodymyr", "the", "very", "7", ",", ".", " ", "“", "(", ")", "President"]),
+                         max_size=20), min_size=1, max_size=4))
+def test_screened_unpaired_verdicts_equal_the_full_ones_generated(parts):
+    _assert_screen_exact([[" ".join(p).replace(" ,", ",") for p in parts]])
+
+
+def test_screened_unpaired_verdicts_equal_the_full_ones(seed_text):
+    """score_text with the passage's words (cheap checks first, no tokens for most passages) gives
+    the verdict the full detectors give, on real and made-up documents; the context from words is
+    the context from tokens."""
+    _assert_screen_exact(_screen_cases(seed_text))
+
+
+def _assert_screen_exact(docs: list[list[str]]) -> None:
+    for passages in docs:
+        full_ctx = G.Context.from_texts(passages)
+        ctx = G.Context.from_words([G.words(p) for p in passages], passages)
+        assert ctx.names == full_ctx.names
+        for p in passages:
+            want = G.score_text(p, context=full_ctx, toks=G.tokens(p))
+            got = G.score_text(p, context=ctx, ws=G.words(p))
+            assert got == want, p
+        assert ctx.bigrams == full_ctx.bigrams
