@@ -158,3 +158,40 @@ def test_whitespace_fixer_on_reuters_equals_its_definition():
 
     for text in pl.read_ndjson(need(REUTERS)).head(2000)["text"].to_list():
         assert FIXERS["whitespace"](text) == _whitespace_by_definition(text)
+
+
+_ENTITY_TEXT = st.lists(st.sampled_from(list("ab <>&;#x3AE9") + [
+    "&amp;", "&lt;", "&eacute;", "&EACUTE;", "&Atilde;&copy;", "&#3;", "&#x41;", "&#128;", "&nbsp;", "&amp;lt;", "\t", "\n", "\r",
+]), max_size=30).map("".join)
+
+
+def _assert_ftfy_fast_path_exact(texts) -> None:
+    from dedup.normalise import _ftfy_explained, ftfy_can_act, ftfy_fix_and_detail
+
+    for text in texts:
+        want = _ftfy_explained(text) if ftfy_can_act(text) else (text, "")
+        assert ftfy_fix_and_detail(text) == want, text
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ENTITY_TEXT)
+def test_ftfy_ascii_entity_path_is_ftfy_generated(text):
+    """The ASCII shortcut (ftfy's unescape_html alone) gives ftfy's own text and steps."""
+    _assert_ftfy_fast_path_exact([text])
+
+
+def test_ftfy_ascii_entity_path_is_ftfy_on_real_text():
+    import json
+
+    import polars as pl
+
+    from dedup.config import NormaliseConfig
+    from dedup.normalise import _units
+
+    from .conftest import REUTERS
+
+    texts = pl.read_ndjson(need(REUTERS)).head(3000)["text"].to_list()
+    units = [t[s:e] for t in texts for s, e in _units(t, NormaliseConfig().max_unit_chars)]
+    cases = [c["original"] for name in ("synthetic", "in-the-wild", "negative")
+             for c in json.loads(need(FTFY_CASES / f"{name}.json").read_text(encoding="utf-8"))]
+    _assert_ftfy_fast_path_exact(units + cases)
