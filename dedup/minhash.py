@@ -207,12 +207,11 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     """
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
-    ids = np.arange(n, dtype=np.int64) if groups is not None else None
     found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
     pending: list[np.ndarray] = []
 
     def one_band(band: int) -> np.ndarray:
-        return _band_pairs(key_of_band(band), n, groups, ids, max_bucket)
+        return _band_pairs(key_of_band(band), n, groups, max_bucket)
 
     with thread_pool(threads) as pool:
         for lo in range(0, bands, _MERGE_BANDS):
@@ -221,7 +220,7 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     return np.column_stack([found // n, found % n]).astype(np.int64)
 
 
-def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, ids: np.ndarray | None, max_bucket: int) -> np.ndarray:
+def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, max_bucket: int) -> np.ndarray:
     """One band's pairs, coded ``min * n + max`` (repeats possible across buckets of other bands)."""
     # by (group, key); without groups an unstable sort of the keys (3.5x faster than a stable
     # one at 1M rows), so a bucket's members come in any order: each pair is written (min, max)
@@ -230,9 +229,18 @@ def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, ids: np.nda
         k = keys[order]
         start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     else:
-        order = np.lexsort((ids, keys, groups))
-        k, gg = keys[order], groups[order]
-        start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])])
+        # a bucket is a (group, key): one unstable sort of the key mixed with the group (twice as fast
+        # as a lexsort), unless a run of equal mixed keys holds two of them (a 64-bit collision)
+        with np.errstate(over="ignore"):
+            mixed = keys ^ (groups.astype(np.uint64) * _GROUP_MIX)
+        order = np.argsort(mixed)
+        m, k, gg = mixed[order], keys[order], groups[order]
+        new = m[1:] != m[:-1]
+        if (~new & ((k[1:] != k[:-1]) | (gg[1:] != gg[:-1]))).any():
+            order = np.lexsort((keys, groups))
+            k, gg = keys[order], groups[order]
+            new = (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])
+        start = np.flatnonzero(np.r_[True, new])
     del k
     size = np.diff(np.r_[start, n])
     parts = [np.empty(0, dtype=np.int64)]
@@ -251,6 +259,7 @@ def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, ids: np.nda
     return np.concatenate(parts)
 
 
+_GROUP_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: distinct groups get distinct multiples
 _MERGE_BANDS = 8  # bands whose pairs are gathered before they are merged into the distinct pairs
 
 
@@ -448,22 +457,30 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 << 16) -> np.ndarray:
+def fast_signatures(sets: ShingleSets, num_perm: int, seed: int, chunk: int = 1 << 17) -> np.ndarray:
     """MinHash signatures of every set, equal to datasketch's ``MinHash(num_perm, seed,
-    scheme="affine32", hashfunc=shingle_hash32)``; empty sets get datasketch's empty value."""
+    scheme="affine32", hashfunc=shingle_hash32)``; empty sets get datasketch's empty value.
+
+    A chunk of hashes stays in cache across the permutations; each permutation writes into one
+    scratch array and one row of the chunk's minima (no temporaries: 10% faster than the plain
+    expression at 7M shingles)."""
     a, b = permutations(num_perm, seed)
     out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     sizes = sets.sizes()
     group = np.repeat(np.arange(len(sizes)), sizes)
     h32 = _fmix((sets.hashes >> np.uint64(32)).astype(np.uint32), 32)
-    for lo in range(0, len(h32), chunk):  # a chunk stays in cache across the permutations
+    scratch = np.empty(min(chunk, len(h32)), dtype=np.uint32)
+    for lo in range(0, len(h32), chunk):
         hv = h32[lo : lo + chunk]
         g = group[lo : lo + chunk]
         cut = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         ids = g[cut]
-        mins = np.empty((len(cut), num_perm), dtype=np.uint32)
+        mins = np.empty((num_perm, len(cut)), dtype=np.uint32)
+        t = scratch[: len(hv)]
         with np.errstate(over="ignore"):
             for p in range(num_perm):
-                mins[:, p] = np.minimum.reduceat(hv * a[p] + b[p], cut)
-        out[ids] = np.minimum(out[ids], mins)
+                np.multiply(hv, a[p], out=t)
+                np.add(t, b[p], out=t)
+                np.minimum.reduceat(t, cut, out=mins[p])
+        out[ids] = np.minimum(out[ids], mins.T)
     return out

@@ -440,3 +440,18 @@ def _assert_screen_exact(docs: list[list[str]]) -> None:
             got = G.score_text(p, context=ctx, ws=G.words(p))
             assert got == want, p
         assert ctx.bigrams == full_ctx.bigrams
+
+
+def _assert_ascii_pattern_exact(texts) -> None:
+    for text in texts:
+        assert [m.span() for m in G._TOKEN_ASCII.finditer(text)] == [m.span() for m in G._TOKEN.finditer(text)], text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=60))
+def test_ascii_token_pattern_is_the_unicode_one_on_ascii_generated(text):
+    _assert_ascii_pattern_exact([text, text.replace("'", "'s'"), "5th 5Th 1,000.5 O'Neil rock'n'roll 3M _x_ a1b"])
+
+
+def test_ascii_token_pattern_is_the_unicode_one_on_reuters():
+    _assert_ascii_pattern_exact(pl.read_ndjson(need(REUTERS)).head(3000)["text"].to_list())

@@ -274,6 +274,17 @@ def test_bucket_pairs_equal_their_definition(seed):
     assert [tuple(p) for p in got.tolist()] == _buckets_by_hand(keys, groups, max_bucket)
 
 
+def test_bucket_pairs_with_groups_survive_a_mixed_key_collision():
+    """Rows of two groups whose keys mix to the same value still bucket by (group, key)."""
+    from dedup.minhash import _GROUP_MIX, bucket_pairs
+
+    k = np.uint64(12345)
+    keys = np.array([k, k ^ _GROUP_MIX, k, k ^ _GROUP_MIX, k], dtype=np.uint64)[:, None]
+    groups = np.array([0, 1, 0, 1, 2])
+    got = bucket_pairs(lambda b: keys[:, b], 5, 1, groups)
+    assert [tuple(p) for p in got.tolist()] == _buckets_by_hand(keys, groups, 10**9) == [(0, 2), (1, 3)]
+
+
 # --- the vectorised helpers against their one-at-a-time definitions -----------------------------
 
 @pytest.fixture(scope="module")
