@@ -52,7 +52,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .minhash import fold
 from .normalise import _apostrophe_inside_word, _possessive_or_elided
-from .pairs import _NUMBER_WORDS
+from .pairs import _NUMBER_WORDS, _THOUSANDS_COMMA
 from .segment import sentence_spans
 
 GARBLED, FAITHFUL, NOT_SCORED = "garbled", "faithful", "not scored"
@@ -449,8 +449,12 @@ def _derived(a: str, b: str) -> bool:
     return len(short) >= 4 and long_.startswith(short) and len(long_) - len(short) <= 4
 
 
+_ORDINAL_END = re.compile(r"(st|nd|rd|th)$")
+_YEAR = re.compile(r"(19|20)\d\d")
+
+
 def _number_value(tok: Token) -> str:
-    return re.sub(r"(st|nd|rd|th)$", "", re.sub(r",(?=\d{3}\b)", "", tok.low))
+    return _ORDINAL_END.sub("", _THOUSANDS_COMMA.sub("", tok.low))
 
 
 class _Support:
@@ -556,7 +560,7 @@ def _date_kind(t: Token, toks: list[Token], i: int, lowercase_text: bool) -> str
         if lowercase_text and low == "may" and not _next_is_number(toks, i):
             return None
         return "month"
-    if t.number and re.fullmatch(r"(19|20)\d\d", low):
+    if t.number and _YEAR.fullmatch(low):
         return "year"
     if t.number and len(low) <= 4:
         near = [toks[j].low for j in (i - 1, i + 1) if 0 <= j < len(toks)]

@@ -49,6 +49,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*|\b(?:one|two|three|four|five|six|seven|ei
 _NUMBER_WORDS = {w: str(k) for k, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
 
 
+_THOUSANDS_COMMA = re.compile(r",(?=\d{3}\b)")  # "80,000" is the number 80000
+
+
 def numbers(text: str) -> set[str]:
     """The numbers a passage states, thousands separators removed and number words as digits.
 
@@ -59,7 +62,7 @@ def numbers(text: str) -> set[str]:
     for m in _NUMBER.finditer(text):
         token = m.group().lower()
         token = _NUMBER_WORDS.get(token, token)
-        out.add(re.sub(r",(?=\d{3}\b)", "", token))
+        out.add(_THOUSANDS_COMMA.sub("", token))
     return out
 
 
