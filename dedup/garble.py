@@ -508,9 +508,14 @@ class Context:
     def from_words(cls, word_lists: Iterable[list[str]], texts: list[str]) -> "Context":
         """The context :meth:`from_texts` makes, from the texts' :func:`words` (names are capitalised
         words, so no Token is made); the token lists behind ``bigrams`` are made only if asked for."""
+        return cls.from_capitals([capitals(ws) for ws in word_lists], texts)
+
+    @classmethod
+    def from_capitals(cls, cap_lists: Iterable[list[str]], texts: list[str]) -> "Context":
+        """:meth:`from_words` from each text's :func:`capitals`, already made."""
         c: Counter = Counter()
-        for ws in word_lists:
-            c.update([low for low in capitals(ws) if len(low) >= 3])
+        for caps in cap_lists:
+            c.update([low for low in caps if len(low) >= 3])
         return cls(c, lambda: [tokens(text or "") for text in texts])
 
     @cached_property
@@ -1039,7 +1044,7 @@ def unpaired_reasons(text: str, context: Context | None = None, toks: list[Token
     return reasons
 
 
-def may_need_tokens(ws: list[str], ctx: Context) -> bool:
+def may_need_tokens(ws: list[str], ctx: Context, caps: list[str] | None = None) -> bool:
     """Whether a token-reading unpaired detector (:func:`_merged_names`, :func:`_name_variants`,
     :func:`_doubled`) could find anything in a passage of words ``ws`` (:func:`words`): a cheap
     test of the conditions each of them starts from, so False means all three find nothing.
@@ -1062,7 +1067,7 @@ def may_need_tokens(ws: list[str], ctx: Context) -> bool:
             low = low_of(w)
             if len(low) >= 2 and low not in STOP and low not in _REPEATABLE:
                 return True
-    for low in capitals(ws):  # both start from capitalised words
+    for low in capitals(ws) if caps is None else caps:  # both start from capitalised words (caps: made already)
         if len(low) >= 8 and "'" not in low and zipf(low) <= 0:  # _merged_names' candidates
             return True
         if len(low) >= 5 and ctx.names.get(low, 0) <= 1 and zipf(low) < 1.0:  # _name_variants' candidates
@@ -1251,19 +1256,20 @@ def regime_of(original_words: int, rewrite_words: int) -> str:
 
 def score_text(text: str, *, context: Context | Iterable[str] | None = None, threshold: float = 0.5,
                min_words: int = 3, extra_reasons: Iterable[Reason] = (), calibration: dict | None = None,
-               toks: list[Token] | None = None, ws: list[str] | None = None) -> Verdict:
+               toks: list[Token] | None = None, ws: list[str] | None = None, caps: list[str] | None = None) -> Verdict:
     """Score one passage with no original: intrinsic signals, ``context`` being its document.
 
     Given the passage's :func:`words` ``ws`` and a :class:`Context`, cheap checks come first: when
     no detector can find anything (:func:`may_need_tokens`, and the text-only detectors find
-    nothing), the verdict is made without tokens (most passages; the same verdict).
+    nothing), the verdict is made without tokens (most passages; the same verdict). ``caps``, the
+    passage's :func:`capitals`, may come too when already made.
 
     >>> score_text("Biden spoke with leaders from France, Germany, Germany, Italy and the UK.").reasons[0].type
     'doubled_words'
     """
     extra_reasons = list(extra_reasons)
     if (toks is None and ws is not None and isinstance(context, Context) and not extra_reasons
-            and not may_need_tokens(ws, context) and not _unbalanced_quotes(text) and not _role_parentheses(text)):
+            and not may_need_tokens(ws, context, caps) and not _unbalanced_quotes(text) and not _role_parentheses(text)):
         if calibration is None:
             return _no_findings(threshold, len(ws) < min_words)
         return verdict((), threshold=threshold, mode="unpaired", words=len(ws), min_words=min_words, calibration=calibration)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .columns import struct_lists
-from .garble import NOT_SCORED, Context, Reason, score_pair, score_text, tokens, words
+from .garble import NOT_SCORED, Context, Reason, capitals, score_pair, score_text, tokens, words
 
 
 def reason_dtype() -> pl.Struct:
@@ -82,7 +82,8 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
             made[index] = tokens(texts[index])
         return made[index]
 
-    ctx = Context.from_words(ws.values(), list(texts.values()))
+    caps = {index: capitals(w) for index, w in ws.items()}
+    ctx = Context.from_capitals(caps.values(), list(texts.values()))
     glued = [c for c in (changes or []) if c["fixer"] == "quotes"]
     for i, (_, index, text, role, partner, kind, start, n_words) in enumerate(rows):
         if kind == "fragment" or (n_words or 0) < config.min_words:
@@ -102,7 +103,7 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
                 for c in glued if p_raw[0] <= c["raw_start"] < p_raw[1]
             ]
             v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
-                           ws=ws[index])
+                           ws=ws[index], caps=caps[index])
         else:
             continue
         j = offset + i

@@ -437,8 +437,9 @@ def _assert_screen_exact(docs: list[list[str]]) -> None:
         assert ctx.names == full_ctx.names
         for p in passages:
             want = G.score_text(p, context=full_ctx, toks=G.tokens(p))
-            got = G.score_text(p, context=ctx, ws=G.words(p))
-            assert got == want, p
+            ws = G.words(p)
+            assert G.score_text(p, context=ctx, ws=ws) == want, p
+            assert G.score_text(p, context=ctx, ws=ws, caps=G.capitals(ws)) == want, p
         assert ctx.bigrams == full_ctx.bigrams
 
 
