@@ -397,7 +397,7 @@ def verify_scores(folded_a: list[str], folded_b: list[str], estimates: np.ndarra
     def exact(idx: np.ndarray) -> np.ndarray:
         sets = ShingleSets.from_spans([folded_a[k] for k in idx.tolist()] + [folded_b[k] for k in idx.tolist()],
                                       "words", config.shingle_words)
-        return np.array([sets.jaccard(t, len(idx) + t) for t in range(len(idx))], dtype=np.float64)
+        return sets.jaccards(np.arange(len(idx)), len(idx) + np.arange(len(idx)))
 
     if len(close):
         with thread_pool(workers) as pool:  # a few pairs per call: each call's arrays stay small

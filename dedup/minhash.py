@@ -336,6 +336,30 @@ class ShingleSets:
         inter = len(np.intersect1d(a, b, assume_unique=True))
         return inter / (len(a) + len(b) - inter)
 
+    def jaccards(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """:meth:`jaccard` of every pair ``(i[k], j[k])`` at once: each text's hashes made distinct by
+        one sort, then the hashes a pair's two sides share counted by another (no per-pair Python)."""
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        n = len(i)
+        if n == 0:
+            return np.empty(0, dtype=np.float64)
+        texts = np.concatenate([i, j])  # slot s < n: pair s's first text; slot n + s: its second
+        lo, lens = self.offsets[texts], self.offsets[texts + 1] - self.offsets[texts]
+        slot = np.repeat(np.arange(2 * n), lens)
+        h = self.hashes[np.repeat(lo - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))]
+        order = np.lexsort((h, slot))
+        h, slot = h[order], slot[order]
+        first = np.r_[True, (h[1:] != h[:-1]) | (slot[1:] != slot[:-1])]
+        h, slot = h[first], slot[first]
+        size = np.bincount(slot, minlength=2 * n)
+        pair = np.where(slot < n, slot, slot - n)
+        order = np.lexsort((h, pair))
+        h, pair = h[order], pair[order]
+        shared = (h[1:] == h[:-1]) & (pair[1:] == pair[:-1])  # a hash twice in one pair: once per side
+        inter = np.bincount(pair[1:][shared], minlength=n)
+        union = size[:n] + size[n:] - inter
+        return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
     @classmethod
     def from_spans(cls, folded: list[str], kind: str, k: int) -> ShingleSets:
         """Shingles of every text: ``kind`` is ``"chars"`` (k-grams) or ``"words"`` (k-word spans).

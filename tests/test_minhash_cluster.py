@@ -198,6 +198,11 @@ def test_fast_shingles_and_signatures_equal_the_reference(seed_text, kind, k, re
     assert np.array_equal(fast_signatures(sets, 128, 1, chunk=777), signatures(string_sets, 128, 1))
     for i, j in ((7, 8), (12, 13), (34, 50), (0, 1)):
         assert sets.jaccard(i, j) == pytest.approx(jaccard(string_sets[i], string_sets[j]))
+    # every pair at once (empty sets, a text with itself, both orders) equals the pair-by-pair definition
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(texts), 300), rng.integers(0, len(texts), 300)
+    i, j = np.r_[i, 3, len(texts) - 4, len(texts) - 4], np.r_[j, 3, len(texts) - 3, 0]
+    assert sets.jaccards(i, j).tolist() == [sets.jaccard(a, b) for a, b in zip(i.tolist(), j.tolist())]
 
 
 def test_fast_signatures_on_reuters_equal_datasketch():
