@@ -208,15 +208,14 @@ def bucket_pairs(key_of_band, n: int, bands: int, groups: np.ndarray | None = No
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
     found = np.empty(0, dtype=np.int64)  # pair (i, j) as i * n + j, sorted and distinct
-    pending: list[np.ndarray] = []
 
     def one_band(band: int) -> np.ndarray:
         return _band_pairs(key_of_band(band), n, groups, max_bucket)
 
     with thread_pool(threads) as pool:
         for lo in range(0, bands, _MERGE_BANDS):
-            pending = list(pool.map(one_band, range(lo, min(bands, lo + _MERGE_BANDS))))
-            found = np.union1d(found, np.concatenate(pending))  # merged every few bands, not every band
+            pending = pool.map(one_band, range(lo, min(bands, lo + _MERGE_BANDS)))
+            found = np.union1d(found, np.concatenate(list(pending)))  # merged every few bands, not every band
     return np.column_stack([found // n, found % n]).astype(np.int64)
 
 

@@ -237,7 +237,7 @@ def fix_whitespace(text: str) -> str:
     '    Indented first line\\nsecond'
     """
     if text.isascii():  # of the odd spaces and invisible marks, ASCII holds only the tab
-        text = text.replace("\t", " ") if "\t" in text else text
+        text = text.replace("\t", " ")
     else:
         text = _INVISIBLE.sub("", _SPACES.sub(" ", text))
     if "  " in text:  # the substring tests are cheap; the regex scans are not
