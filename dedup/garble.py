@@ -236,18 +236,11 @@ def tokens(text: str) -> list[Token]:
     [('Ukraine’s', 'ukraine', True), ('troops', 'troops', False), ('Biden', 'biden', True)]
     """
     out: list[Token] = []
-    lower = text.lower().replace("’", "'")  # once per text: a word's lower case is a slice of it ...
-    whole = len(lower) == len(text) and "Σ" not in text  # ... unless it changed a length (İ) or a sigma is final
-    ascii_ = text.isascii()
     prev_end = 0
-    for m in (_TOKEN_ASCII if ascii_ else _TOKEN).finditer(text):
+    for m in (_TOKEN_ASCII if text.isascii() else _TOKEN).finditer(text):
         word = m.group()
         start, end = m.span()
-        low = lower[start:end] if whole else word.lower().replace("’", "'")
-        if not ascii_ and not low.isascii():
-            low = _plain(low)
-        if low.endswith("'s") and len(low) > 2:
-            low = low[:-2]
+        low = low_of(word)  # cached: the words of a corpus repeat
         if word[0].isupper():  # is the capital evidence of a name? (only asked of capitalised words)
             gap = text[prev_end:start].rstrip(" \t\n“”\"‘’'([")
             out.append(Token(word, start, end, low, True, (not out) if not gap else gap[-1] in ".!?:"))
@@ -1259,20 +1252,21 @@ def score_text(text: str, *, context: Context | Iterable[str] | None = None, thr
                toks: list[Token] | None = None, ws: list[str] | None = None, caps: list[str] | None = None) -> Verdict:
     """Score one passage with no original: intrinsic signals, ``context`` being its document.
 
-    Given the passage's :func:`words` ``ws`` and a :class:`Context`, cheap checks come first: when
-    no detector can find anything (:func:`may_need_tokens`, and the text-only detectors find
-    nothing), the verdict is made without tokens (most passages; the same verdict). ``caps``, the
-    passage's :func:`capitals`, may come too when already made.
+    Given the passage's :func:`words` ``ws`` and a :class:`Context`, a cheap check comes first: when
+    no token-reading detector can find anything (:func:`may_need_tokens`), the verdict is made from
+    the detectors that read the text alone, without tokens (most passages; the same verdict).
+    ``caps``, the passage's :func:`capitals`, may come too when already made.
 
     >>> score_text("Biden spoke with leaders from France, Germany, Germany, Italy and the UK.").reasons[0].type
     'doubled_words'
     """
     extra_reasons = list(extra_reasons)
-    if (toks is None and ws is not None and isinstance(context, Context) and not extra_reasons
-            and not may_need_tokens(ws, context, caps) and not _unbalanced_quotes(text) and not _role_parentheses(text)):
-        if calibration is None:
+    if toks is None and ws is not None and isinstance(context, Context) and not may_need_tokens(ws, context, caps):
+        # the token-reading detectors find nothing here: what is left reads the text alone
+        reasons = _unbalanced_quotes(text) + _role_parentheses(text) + extra_reasons
+        if not reasons and calibration is None:
             return _no_findings(threshold, len(ws) < min_words)
-        return verdict((), threshold=threshold, mode="unpaired", words=len(ws), min_words=min_words, calibration=calibration)
+        return verdict(reasons, threshold=threshold, mode="unpaired", words=len(ws), min_words=min_words, calibration=calibration)
     toks = tokens(text) if toks is None else toks
     ctx = _as_context(context, toks)
     reasons = unpaired_reasons(text, ctx, toks) + list(extra_reasons)

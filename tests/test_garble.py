@@ -440,6 +440,9 @@ def _assert_screen_exact(docs: list[list[str]]) -> None:
             ws = G.words(p)
             assert G.score_text(p, context=ctx, ws=ws) == want, p
             assert G.score_text(p, context=ctx, ws=ws, caps=G.capitals(ws)) == want, p
+            extra = [G.Reason("quote_repaired", 0, 0, "a repaired quote", 3, 4)]  # as the stage adds them
+            assert G.score_text(p, context=ctx, ws=ws, extra_reasons=extra) == G.score_text(
+                p, context=full_ctx, toks=G.tokens(p), extra_reasons=extra), p
         assert ctx.bigrams == full_ctx.bigrams
 
 
