@@ -498,14 +498,10 @@ class Context:
         return cls(c, lists)
 
     @classmethod
-    def from_words(cls, word_lists: Iterable[list[str]], texts: list[str]) -> "Context":
-        """The context :meth:`from_texts` makes, from the texts' :func:`words` (names are capitalised
-        words, so no Token is made); the token lists behind ``bigrams`` are made only if asked for."""
-        return cls.from_capitals([capitals(ws) for ws in word_lists], texts)
-
-    @classmethod
     def from_capitals(cls, cap_lists: Iterable[list[str]], texts: list[str]) -> "Context":
-        """:meth:`from_words` from each text's :func:`capitals`, already made."""
+        """The context :meth:`from_texts` makes, from each text's :func:`capitals` (names are
+        capitalised words, so no Token is made); the token lists behind ``bigrams`` are made only if
+        asked for."""
         c: Counter = Counter()
         for caps in cap_lists:
             c.update([low for low in caps if len(low) >= 3])

@@ -32,42 +32,42 @@ from .config import NormaliseConfig
 FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, explain=True)
 
 
+def _plain_ascii(text: str) -> bool:
+    """ASCII with no control character but tab and line feed (string methods, not a regex scan:
+    four times faster on Reuters, where every text is ASCII)."""
+    return text.isascii() and text.replace("\n", "").replace("\t", "").isprintable()
+
+
 def ftfy_can_act(text: str) -> bool:
     r"""The cheap check: whether the text has anything ftfy could change (a non-ASCII character, a
-    control character other than tab and line feed, or an ``&`` that may start an entity). String
-    methods, not a regex scan: four times faster on Reuters, where every text is ASCII.
+    control character other than tab and line feed, or an ``&`` that may start an entity).
 
     >>> ftfy_can_act("plain\tASCII\n"), ftfy_can_act("AT&amp;T"), ftfy_can_act("caf\u00e9"), ftfy_can_act("a\rb")
     (False, True, True, True)
     """
-    return not text.isascii() or "&" in text or not text.replace("\n", "").replace("\t", "").isprintable()
-
-
-def _plain_ascii(text: str) -> bool:
-    """ASCII with no control character but tab and line feed."""
-    return text.isascii() and text.replace("\n", "").replace("\t", "").isprintable()
+    return "&" in text or not _plain_ascii(text)
 
 
 def ftfy_fix_and_detail(text: str) -> tuple[str, str]:
     """ftfy's fix with the names of the steps that changed the text ("unescape_html, ...").
 
-    In plain ASCII the only thing ftfy can change is an HTML entity (every other step needs a
-    non-ASCII or a control character), and it leaves entities alone where a ``<`` says the text is
-    HTML. So such text gets ftfy's own ``unescape_html`` alone, and when the result is plain ASCII
-    with no ``&`` left (nothing for a second round), that is ftfy's answer; anything else (``&eacute;``,
-    ``&amp;lt;``) goes through ftfy whole. Reuters' texts are all ASCII with an ``&``: this takes
-    ftfy from most of the normaliser's time to a small part of it.
+    Plain ASCII without an ``&`` is what :func:`ftfy_can_act` rules out. In plain ASCII the only
+    thing ftfy can change is an HTML entity (every other step needs a non-ASCII or a control
+    character), and it leaves entities alone where a ``<`` says the text is HTML. So such text gets
+    ftfy's own ``unescape_html`` alone, and when the result is plain ASCII with no ``&`` left
+    (nothing for a second round), that is ftfy's answer; anything else (``&eacute;``, ``&amp;lt;``)
+    goes through ftfy whole. Reuters' texts are all ASCII with an ``&``: this takes ftfy from most
+    of the normaliser's time to a small part of it.
     """
-    if not ftfy_can_act(text):  # ftfy cannot change such text
+    if not _plain_ascii(text):
+        return _ftfy_explained(text)
+    if "&" not in text or "<" in text:  # nothing for ftfy to change, or entities it leaves alone
         return text, ""
-    if _plain_ascii(text):
-        if "<" in text:
-            return text, ""
-        fixed = ftfy.fixes.unescape_html(text)
-        if fixed == text:
-            return text, ""
-        if "&" not in fixed and _plain_ascii(fixed):
-            return fixed, "unescape_html"
+    fixed = ftfy.fixes.unescape_html(text)
+    if fixed == text:
+        return text, ""
+    if "&" not in fixed and _plain_ascii(fixed):
+        return fixed, "unescape_html"
     return _ftfy_explained(text)
 
 

@@ -433,7 +433,7 @@ def test_screened_unpaired_verdicts_equal_the_full_ones(seed_text):
 def _assert_screen_exact(docs: list[list[str]]) -> None:
     for passages in docs:
         full_ctx = G.Context.from_texts(passages)
-        ctx = G.Context.from_words([G.words(p) for p in passages], passages)
+        ctx = G.Context.from_capitals([G.capitals(G.words(p)) for p in passages], passages)
         assert ctx.names == full_ctx.names
         for p in passages:
             want = G.score_text(p, context=full_ctx, toks=G.tokens(p))
