@@ -227,20 +227,9 @@ def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, max_bucket:
         order = np.argsort(keys)
         k = keys[order]
         start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    else:
-        # a bucket is a (group, key): one unstable sort of the key mixed with the group (twice as fast
-        # as a lexsort), unless a run of equal mixed keys holds two of them (a 64-bit collision)
-        with np.errstate(over="ignore"):
-            mixed = keys ^ (groups.astype(np.uint64) * _GROUP_MIX)
-        order = np.argsort(mixed)
-        m, k, gg = mixed[order], keys[order], groups[order]
-        new = m[1:] != m[:-1]
-        if (~new & ((k[1:] != k[:-1]) | (gg[1:] != gg[:-1]))).any():
-            order = np.lexsort((keys, groups))
-            k, gg = keys[order], groups[order]
-            new = (k[1:] != k[:-1]) | (gg[1:] != gg[:-1])
-        start = np.flatnonzero(np.r_[True, new])
-    del k
+        del k
+    else:  # a bucket is a (group, key)
+        order, start = runs_of(keys, groups)
     size = np.diff(np.r_[start, n])
     parts = [np.empty(0, dtype=np.int64)]
     for m in np.unique(size[(size >= 2) & (size <= max_bucket)]).tolist():
@@ -256,6 +245,24 @@ def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, max_bucket:
         at = np.concatenate([np.arange(s, s + m - 1) for s, m in spans_])
         parts.append(order[at] * n + order[at + 1])
     return np.concatenate(parts)
+
+
+
+def runs_of(keys: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order that brings equal ``(group, key)`` pairs together (runs in no particular order) and
+    where each run starts in it. One unstable sort of the key mixed with the group (twice as fast as
+    a lexsort), unless a run of equal mixed values holds two different pairs (a 64-bit collision):
+    then the lexsort."""
+    with np.errstate(over="ignore"):
+        mixed = keys ^ (groups.astype(np.uint64) * _GROUP_MIX)
+    order = np.argsort(mixed)
+    m, k, g = mixed[order], keys[order], groups[order]
+    new = m[1:] != m[:-1]
+    if (~new & ((k[1:] != k[:-1]) | (g[1:] != g[:-1]))).any():
+        order = np.lexsort((keys, groups))
+        k, g = keys[order], groups[order]
+        new = (k[1:] != k[:-1]) | (g[1:] != g[:-1])
+    return order, np.flatnonzero(np.r_[True, new])
 
 
 _GROUP_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: distinct groups get distinct multiples
@@ -336,27 +343,27 @@ class ShingleSets:
         return inter / (len(a) + len(b) - inter)
 
     def jaccards(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """:meth:`jaccard` of every pair ``(i[k], j[k])`` at once: each text's hashes made distinct by
-        one sort, then the hashes a pair's two sides share counted by another (no per-pair Python)."""
+        """:meth:`jaccard` of every pair ``(i[k], j[k])`` at once, from one sort of the hashes keyed by
+        pair (:func:`runs_of`): a run is one distinct hash of one pair, held by one side or by both
+        (no per-pair Python)."""
         i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
         n = len(i)
         if n == 0:
             return np.empty(0, dtype=np.float64)
         texts = np.concatenate([i, j])  # slot s < n: pair s's first text; slot n + s: its second
         lo, lens = self.offsets[texts], self.offsets[texts + 1] - self.offsets[texts]
-        slot = np.repeat(np.arange(2 * n), lens)
         h = self.hashes[np.repeat(lo - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(int(lens.sum()))]
-        order = np.lexsort((h, slot))
-        h, slot = h[order], slot[order]
-        first = np.r_[True, (h[1:] != h[:-1]) | (slot[1:] != slot[:-1])]
-        h, slot = h[first], slot[first]
-        size = np.bincount(slot, minlength=2 * n)
-        pair = np.where(slot < n, slot, slot - n)
-        order = np.lexsort((h, pair))
-        h, pair = h[order], pair[order]
-        shared = (h[1:] == h[:-1]) & (pair[1:] == pair[:-1])  # a hash twice in one pair: once per side
-        inter = np.bincount(pair[1:][shared], minlength=n)
-        union = size[:n] + size[n:] - inter
+        pair = np.repeat(np.r_[np.arange(n), np.arange(n)], lens)
+        second = np.repeat(np.arange(2 * n) >= n, lens)
+        if not len(h):
+            return np.zeros(n, dtype=np.float64)
+        order, start = runs_of(h, pair)
+        side = second[order]
+        in_first = np.logical_or.reduceat(~side, start)
+        in_second = np.logical_or.reduceat(side, start)
+        owner = pair[order[start]]
+        union = np.bincount(owner, minlength=n)
+        inter = np.bincount(owner[in_first & in_second], minlength=n)
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
     @classmethod

@@ -290,6 +290,20 @@ def test_bucket_pairs_with_groups_survive_a_mixed_key_collision():
     assert [tuple(p) for p in got.tolist()] == _buckets_by_hand(keys, groups, 10**9) == [(0, 2), (1, 3)]
 
 
+def test_jaccards_survive_a_mixed_key_collision():
+    """Pair 1's hash ``k ^ _GROUP_MIX`` mixes to pair 0's ``k``: the batched Jaccard still keeps the
+    two pairs' hashes apart and equals the pair-by-pair definition."""
+    from dedup.minhash import _GROUP_MIX, ShingleSets
+
+    k, other = np.uint64(12345), np.uint64(777)
+    # texts: 0 = {k}, 1 = {k, other}, 2 = {k ^ MIX}, 3 = {other}, 4 = {} ; pairs (0, 1) and (2, 3), (4, 4)
+    hashes = np.array([k, k, other, k ^ _GROUP_MIX, other], dtype=np.uint64)
+    sets = ShingleSets(hashes, np.array([0, 1, 3, 4, 5, 5]))
+    i, j = np.array([0, 2, 4]), np.array([1, 3, 4])
+    got = sets.jaccards(i, j).tolist()
+    assert got == [sets.jaccard(a, b) for a, b in zip(i.tolist(), j.tolist())] == [0.5, 0.0, 0.0]
+
+
 # --- the vectorised helpers against their one-at-a-time definitions -----------------------------
 
 @pytest.fixture(scope="module")
