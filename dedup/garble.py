@@ -47,7 +47,7 @@ from operator import eq, itemgetter
 from pathlib import Path
 from typing import Iterable
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from .minhash import fold
@@ -313,6 +313,7 @@ def _date_value(t: "Token") -> str:
 
 _SPANS = frozenset("decade decades century centuries".split())
 _RELATIVE_DAYS = frozenset("today yesterday tomorrow tonight".split())
+_DATE_WORDS = _WEEKDAYS | _MONTHS | _SPANS | _RELATIVE_DAYS  # what _date_kind can name, numbers aside
 
 # Countries and the demonyms that name their side; each demonym maps to its country.
 _SIDES = {
@@ -336,6 +337,7 @@ _SIDES = {
     "soviet": "soviet soviets",
 }
 DEMONYM: dict[str, str] = {d: country for country, ds in _SIDES.items() for d in ds.split()}
+_SIDE_OF: dict[str, str] = {**{country: country for country in _SIDES}, **DEMONYM}  # the side a word names
 
 # Hedges and modal words: dropping one turns a possibility into a claim.
 _HEDGES = frozenset(
@@ -451,22 +453,37 @@ def _number_value(tok: Token) -> str:
 
 
 class _Support:
-    """What an original states, in the forms a faithful rewrite may use."""
+    """What an original states, in the forms a faithful rewrite may use. The word forms behind
+    :meth:`has` are made on the first word that is not in the text as it stands (near copies of a
+    long text ask about a handful of words, many short pairs about none)."""
 
     def __init__(self, toks: list[Token]):
         self.toks = toks
         self.lows = {t.low for t in toks}
-        self.stems = {_stem(w) for w in self.lows}  # each distinct word once (both are cached too)
-        self.variants = {_variant(w) for w in self.lows}
-        self.long_words = sorted({t.low for t in toks if len(t.low) >= 4 and not t.number})
         self.numbers = {_number_value(t) for t in toks if t.number}
-        self.numbers |= {_NUMBER_WORDS[t.low] for t in toks if t.low in _NUMBER_WORDS}
+        self.numbers |= {_NUMBER_WORDS[low] for low in self.lows & _NUMBER_WORDS.keys()}
+
+    @cached_property
+    def stems(self) -> set[str]:
+        return set(map(_stem, self.lows))  # each distinct word once (_stem is cached too)
+
+    @cached_property
+    def variants(self) -> set[str]:
+        return set(map(_variant, self.lows))
+
+    @cached_property
+    def long_words(self) -> dict[str, list[str]]:
+        """The words of four letters or more (numbers aside) by their first four letters."""
+        out: dict[str, list[str]] = {}
+        for w in {t.low for t in self.toks if len(t.low) >= 4 and not t.number}:
+            out.setdefault(w[:4], []).append(w)
+        return out
 
     def has(self, low: str) -> bool:
         if low in self.lows or _stem(low) in self.stems or _variant(low) in self.variants:
             return True
         if len(low) >= 4:
-            return any(_derived(low, w) for w in self.long_words if w[:4] == low[:4])
+            return any(_derived(low, w) for w in self.long_words.get(low[:4], ()))
         return False
 
 
@@ -658,7 +675,11 @@ def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float
     out = []
     for r_part in _by_sentence(rewrite, r_toks):
         want = content(r_part)
-        best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
+        if k == 1:  # the first sentence sharing most (what the sort below gives, without sorting)
+            sizes = [len(want & o) for o in o_sets]
+            best = [sizes.index(max(sizes))] if sizes else []
+        else:
+            best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
         shared = set().union(*(want & o_sets[i] for i in best)) if best else set()
         if want and len(shared) / len(want) >= min_share:
             out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
@@ -678,8 +699,11 @@ def _span(tok: Token) -> tuple[int, int]:
 
 def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> list[Reason]:
     out: list[Reason] = []
-    o_names = [t for t in o_toks if _name_like(t, False) and not sup_r.has(t.low)]
-    for i, t in enumerate(r_toks):
+    # a word the other text has as it stands is supported: the cheap test first (a near copy of a
+    # long text shares all but a handful of its words)
+    o_names = [t for t in o_toks if t.low not in sup_r.lows and _name_like(t, False) and not sup_r.has(t.low)]
+    for i in [i for i, t in enumerate(r_toks) if t.low not in sup_o.lows]:
+        t = r_toks[i]
         if t.number or t.low in STOP or t.low in DEMONYM or _date_kind(t, r_toks, i, lower) or sup_o.has(t.low):
             continue
         if not _name_like(t, lower):
@@ -706,7 +730,7 @@ def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> lis
         for t in o_names:
             if t.low in DEMONYM or t.low in _WEEKDAYS or t.low in _MONTHS:
                 continue
-            if any(fuzz.ratio(t.low, r.low) >= 75 for r in r_toks):
+            if process.extractOne(t.low, sup_r.lows, scorer=fuzz.ratio, score_cutoff=75) is not None:
                 continue  # reported above as changed or misspelt
             out.append(Reason("entity_dropped", 0, 0, f"the original's '{t.text}' is left out", *_span(t)))
     return out
@@ -741,8 +765,8 @@ def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary) -> list[Reason]:
 
 
 def _dates(o_toks, r_toks, lower, summary, original, rewrite) -> list[Reason]:
-    def items(toks):
-        return [(t, k) for i, t in enumerate(toks) if (k := _date_kind(t, toks, i, lower))]
+    def items(toks):  # only a number or a date word can be a date (the cheap test first)
+        return [(t, k) for i, t in enumerate(toks) if (t.number or t.low in _DATE_WORDS) and (k := _date_kind(t, toks, i, lower))]
 
     o_items, r_items = items(o_toks), items(r_toks)
     o_vals = {_date_value(t) for t, _ in o_items}
@@ -777,8 +801,11 @@ def _sides(o_toks, r_toks) -> list[Reason]:
     """A demonym put on people or forces that the original does not give that side: "Russian soldiers on
     the border with Ukraine" -> "Ukrainian soldiers". A demonym for a stated country on a place ("the
     border with Ukraine" -> "the Ukrainian border") is a faithful paraphrase."""
+    if not any(t.low in DEMONYM for t in r_toks):  # the cheap test: every finding is on a demonym of the rewrite
+        return []
+
     def side(t: Token) -> str | None:  # "Ukrainian" and "Ukraine's" both name the side "ukraine"
-        return DEMONYM.get(t.low) or (t.low if t.low in _SIDES else None)
+        return _SIDE_OF.get(t.low)
 
     def on_people(toks: list[Token]) -> Counter:
         return Counter(side(t) for k, t in enumerate(toks) if side(t) and k + 1 < len(toks) and toks[k + 1].low in _PEOPLE)
@@ -808,11 +835,12 @@ def _sides(o_toks, r_toks) -> list[Reason]:
 
 def _counted_words(o_toks, r_toks, words: frozenset, kind: str, noun: str) -> list[Reason]:
     """Hedges or negations the original has and the rewrite lost (or gained)."""
-    def hit(t: Token) -> bool:  # a capitalised "May" inside a sentence is the month
-        return (t.low in words and not (t.cap and not t.initial)) or (noun == "negation" and t.low.endswith("n't"))
+    contracted = noun == "negation"
 
-    o_hits = [t for t in o_toks if hit(t)]
-    r_hits = [t for t in r_toks if hit(t)]
+    def hits(toks: list[Token]) -> list[Token]:  # a capitalised "May" inside a sentence is the month
+        return [t for t in toks if (t.low in words and not (t.cap and not t.initial)) or (contracted and t.low.endswith("n't"))]
+
+    o_hits, r_hits = hits(o_toks), hits(r_toks)
     if len(o_hits) == len(r_hits):
         return []
     if len(o_hits) > len(r_hits):
@@ -845,7 +873,10 @@ def _event_words(toks: list[Token]) -> list[Token]:
 
 
 def _events(o_toks, r_toks) -> list[Reason]:
-    o_ev, r_ev = _event_words(o_toks), _event_words(r_toks)
+    r_ev = _event_words(r_toks)
+    if not r_ev:  # nothing gained: no event changed
+        return []
+    o_ev = _event_words(o_toks)
     o_count = Counter(EVENT_CLASS[t.low] for t in o_ev)
     r_count = Counter(EVENT_CLASS[t.low] for t in r_ev)
     lost = [c for c in o_count if o_count[c] > r_count.get(c, 0)]
@@ -878,10 +909,13 @@ def quoted(text: str) -> list[tuple[int, int, str]]:
 
 
 def _quotes(original: str, rewrite: str) -> list[Reason]:
+    r_quotes = quoted(rewrite)
+    if not r_quotes:  # every finding is on a quotation of the rewrite
+        return []
     o_quotes = [(s, e, fold(q)) for s, e, q in quoted(original)]
     out = []
     o_fold = fold(original)
-    for s, e, q in quoted(rewrite):
+    for s, e, q in r_quotes:
         fq = fold(q)
         if not fq or fq in o_fold and any(fq == oq for _, _, oq in o_quotes):
             continue
@@ -994,12 +1028,16 @@ def _places(original: str, rewrite: str, o_toks: list[Token], r_toks: list[Token
     return out
 
 
-_MARKER = re.compile(r"([^\W\d_][\w’'-]*)\s*\((L|R|C|C?L|left|right|centre|center|top|bottom|front|back)\)", re.I)
+_MARKS = r"\((L|R|C|C?L|left|right|centre|center|top|bottom|front|back)\)"
+_MARKER = re.compile(r"([^\W\d_][\w’'-]*)\s*" + _MARKS, re.I)
+_MARK = re.compile(_MARKS, re.I)  # the marker alone: what every _MARKER match holds
 
 
 def _markers(original: str, rewrite: str) -> list[Reason]:
     """A photo caption's position marker "(L)" put on another name than in the original."""
     if "(" not in rewrite or "(" not in original:  # the cheap check: a marker needs a parenthesis on both sides
+        return []
+    if not _MARK.search(rewrite) or not _MARK.search(original):  # and a marker in it (a scan from each "(" only)
         return []
     o_marks: dict[str, list[re.Match]] = {}
     for m in _MARKER.finditer(original):
