@@ -109,17 +109,37 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
         j = offset + i
         scores[j], labels[j], modes[j] = round(v.score, 4), v.label, v.mode
         o_start = norm_start.get(partner) if v.mode == "paired" else None
-        out = []
-        for r in v.reasons:
-            if r.type == "quote_repaired":  # built from the normaliser's record: raw offsets already
-                out.append(_reason_row(r, r.orig_start, r.orig_end, raw, None, None, None))
-                continue
-            s, e = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [start + r.start, start + r.end]))
-            os_ = oe = None
-            if r.orig_start is not None and o_start is not None:
-                os_, oe = (int(x) for x in map_offsets(anchor_norm, anchor_raw, [o_start + r.orig_start, o_start + r.orig_end]))
-            out.append(_reason_row(r, s, e, raw, os_, oe, raw[os_:oe] if os_ is not None else None))
-        reasons_out[j] = out
+        reasons_out[j] = _reason_rows(v.reasons, raw, anchor_norm, anchor_raw, start,
+                                      raw, anchor_norm, anchor_raw, o_start)  # an original passage: same document
+
+
+def _reason_rows(reasons: list[Reason], raw: str, an, ar, base: int,
+                 o_raw: str, o_an, o_ar, o_base: int | None) -> list[dict]:
+    """The rows of ``reasons`` with raw offsets, mapped all at once: spans (``base`` plus the offset)
+    through the anchors ``an``/``ar`` of ``raw``, the original's (``o_base`` plus the offset; none
+    when ``o_base`` is None) through ``o_an``/``o_ar`` of ``o_raw``. A ``quote_repaired`` reason,
+    built from the normaliser's record, holds raw offsets already."""
+    from .normalise import map_offsets
+
+    def mapped(anchors_norm, anchors_raw, at: int, pairs: list[tuple[int, int]]):
+        flat = [at + x for pair in pairs for x in pair]
+        return iter(map_offsets(anchors_norm, anchors_raw, flat).tolist() if flat else ())
+
+    moved = [r for r in reasons if r.type != "quote_repaired"]
+    spans = mapped(an, ar, base, [(r.start, r.end) for r in moved])
+    known = [(r.orig_start, r.orig_end) for r in moved if r.orig_start is not None] if o_base is not None else []
+    o_spans = mapped(o_an, o_ar, o_base or 0, known)
+    out = []
+    for r in reasons:
+        if r.type == "quote_repaired":
+            out.append(_reason_row(r, r.orig_start, r.orig_end, raw, None, None, None))
+            continue
+        s, e = next(spans), next(spans)
+        os_ = oe = None
+        if r.orig_start is not None and o_base is not None:
+            os_, oe = next(o_spans), next(o_spans)
+        out.append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
+    return out
 
 
 def _reason_row(r: Reason, s: int, e: int, raw: str, os_, oe, orig_text) -> dict:
@@ -132,19 +152,10 @@ def _reason_row(r: Reason, s: int, e: int, raw: str, os_, oe, orig_text) -> dict
 def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
     """Score one document (``[raw, normalised, anchor_norm, anchor_raw]``) against the copy its cluster
     kept (the same four); reason offsets are raw, into each document."""
-    from .normalise import map_offsets
-
     raw, norm, an, ar = copy
     o_raw, o_norm, o_an, o_ar = kept
     v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
-    out = []
-    for r in v.reasons:
-        s, e = (int(x) for x in map_offsets(an, ar, [r.start, r.end]))
-        os_ = oe = None
-        if r.orig_start is not None:
-            os_, oe = (int(x) for x in map_offsets(o_an, o_ar, [r.orig_start, r.orig_end]))
-        out.append(_reason_row(r, s, e, raw, os_, oe, o_raw[os_:oe] if os_ is not None else None))
-    return round(v.score, 4), v.label, out
+    return round(v.score, 4), v.label, _reason_rows(v.reasons, raw, an, ar, 0, o_raw, o_an, o_ar, 0)
 
 
 def score_documents(docs, config, kept=None, pool=None, workers: int = 1, batch: int = 0) -> "pl.DataFrame":
