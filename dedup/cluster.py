@@ -173,6 +173,21 @@ def signatures_of(texts, config: ClusterConfig, threads: int = 0, rows: np.ndarr
     return sig
 
 
+def batch_signatures(docs: pl.DataFrame, config: ClusterConfig,
+                     threads: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The corpus stage's inputs from one batch of processed documents, for runs that sign batch by
+    batch (streaming, Spark): each document's words up to ``min_words``, which documents are live
+    (not dropped, not empty), which of those are long enough for LSH (none when clustering is off),
+    and their signatures (:func:`signatures_of` on ``threads`` threads)."""
+    col = docs[S.TEXT_NORM].fill_null("")
+    words = word_counts(col, config.min_words)
+    live = docs[S.DROP_REASON].is_null().to_numpy() & (words > 0)
+    eligible = np.flatnonzero(live & (words >= config.min_words)) if config.enabled else np.empty(0, dtype=np.int64)
+    if not len(eligible):
+        return words, live, eligible, np.empty((0, config.num_perm), np.uint32)
+    return words, live, eligible, signatures_of(col.gather(eligible), config, threads)
+
+
 def duplicate_link(text: str, kept: str) -> tuple[str, float]:
     """How a cluster member relates to the copy kept: ``("exact", 100.0)`` when identical up to
     whitespace, else ``("near", rapidfuzz ratio of the folded texts)``.

@@ -36,7 +36,7 @@ import polars as pl
 
 from . import schema as S
 from .cluster import (
-    CLUSTER_COLUMNS, DisjointSet, duplicate_links, keep_order, screened, signatures_of, verify_pairs, whitespace_key, word_counts,
+    CLUSTER_COLUMNS, DisjointSet, batch_signatures, duplicate_links, keep_order, screened, verify_pairs, whitespace_key,
 )
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
@@ -378,10 +378,7 @@ def _cluster_inputs(docs: pl.DataFrame, config: PipelineConfig) -> tuple[pl.Data
     long enough for LSH (``sig_pos`` points into them; -1 for the others)."""
     cc = config.cluster
     col = docs[S.TEXT_NORM].fill_null("")
-    words = word_counts(col, cc.min_words)
-    live = docs[S.DROP_REASON].is_null().to_numpy() & (words > 0)
-    eligible = np.flatnonzero(live & (words >= cc.min_words)) if cc.enabled else np.empty(0, dtype=np.int64)
-    sig = signatures_of(col.gather(eligible), cc, THREADS) if len(eligible) else np.empty((0, cc.num_perm), np.uint32)
+    words, live, eligible, sig = batch_signatures(docs, cc, THREADS)
     bands = band_keys(sig, cc.bands, cc.rows).T  # (bands, n), each band contiguous
     pos = np.full(docs.height, -1, dtype=np.int64)
     pos[eligible] = np.arange(len(eligible))

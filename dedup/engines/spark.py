@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from .. import schema as S
-from ..cluster import DisjointSet, duplicate_links, keep_order, screened, signatures_of, whitespace_key, word_counts
+from ..cluster import DisjointSet, batch_signatures, duplicate_links, keep_order, screened, whitespace_key
 from ..cluster import verify_pairs as verified_mask
 from ..config import PipelineConfig
 from ..errors import DedupError, InputError
@@ -145,14 +145,10 @@ def _process(frame: pl.DataFrame, config: PipelineConfig) -> pl.DataFrame:
     docs = docs.with_columns(frame[EXTRA_JSON])
     with_dates = docs.with_columns(pl.Series(date_field, [None if d is None else str(d) for d in dates], dtype=pl.String))
     ranks = keep_order(with_dates, cc, date_field)
-    words = word_counts(docs[S.TEXT_NORM], cc.min_words)  # up to min_words: all the thresholds ask
-    live = (docs[S.DROP_REASON].is_null().to_numpy()) & (words > 0)
-    eligible = np.flatnonzero(live & (words >= cc.min_words))
+    words, _, eligible, sig = batch_signatures(docs, cc, threads=1)  # one Spark task per core
     sigs: list = [None] * docs.height
     bands: list = [None] * docs.height
-    if cc.enabled and len(eligible):
-        texts = docs[S.TEXT_NORM].gather(eligible).to_list()
-        sig = signatures_of(texts, cc, threads=1)  # one Spark task per core
+    if len(eligible):
         keys = band_keys(sig, cc.bands, cc.rows).view(np.int64)
         for k, i in enumerate(eligible.tolist()):
             sigs[i] = sig[k].astype(np.int64).tolist()
