@@ -127,6 +127,33 @@ def test_seed_and_malformed_lines(tmp_path, spark):
     assert dropped["error"][0].startswith(f"{bad} line 3: not valid JSON")
 
 
+def test_truncated_gzip_keeps_what_came_before(tmp_path, spark):
+    """A .gz cut in half does not fail the Spark job: the records before the damage are kept and the
+    damage is one dropped record, as the local engine does; under on_error=raise, the same one-line error."""
+    import gzip
+
+    from dedup.engines.spark import clean_spark
+    from dedup.errors import InputError
+
+    data = gzip.compress("".join(json.dumps({"id": str(i), "text": f"Story number {i} about wheat and {i % 7} ships."}) + "\n"
+                                 for i in range(400)).encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    cfg = load_config(None, [])
+    with pytest.raises(InputError) as local_err:
+        clean(cut, cfg)
+    with pytest.raises(InputError) as spark_err:
+        clean_spark(str(cut), cfg, str(tmp_path / "raise"), spark=spark)
+    assert str(spark_err.value) == str(local_err.value)
+    skip = load_config(None, ["input.on_error=skip", "output.format=jsonl"])
+    local = clean(cut, skip)
+    local.write(tmp_path / "local")
+    stats = clean_spark(str(cut), skip, str(tmp_path / "spark"), spark=spark)
+    assert stats["result"] == local.stats["result"]
+    assert stats["result"]["kept"] > 50 and stats["result"]["dropped_by_reason"] == {"malformed": 1}
+    _same_outputs(tmp_path / "local", tmp_path / "spark")
+
+
 def test_csv_with_embedded_newlines_and_quotes(tmp_path, spark):
     """CSV is read by Spark as the local reader reads it: quoted fields spanning lines, doubled quotes."""
     from dedup.engines.spark import clean_spark

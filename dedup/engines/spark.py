@@ -24,10 +24,12 @@ and stdin are read on the driver and then distributed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -298,8 +300,10 @@ def read_documents(spark, source: str, config: PipelineConfig):
     local = "://" not in name
     if local and not Path(name).exists() and fmt != "stdin":
         raise InputError(f"{name}: no such file or directory; check the input path")
-    utf16 = local and fmt == "jsonl" and Path(name).is_file() and _utf16_file(Path(name))
-    if fmt == "jsonl" and not (local and Path(name).is_dir()) and not utf16:
+    # UTF-16 lines are not byte lines, and Hadoop's reader fails the whole job on a truncated .gz:
+    # such files are read on the driver, which keeps the records before the damage as the local engine does
+    on_driver = local and fmt == "jsonl" and Path(name).is_file() and (_utf16_file(Path(name)) or _damaged_gzip(Path(name)))
+    if fmt == "jsonl" and not (local and Path(name).is_dir()) and not on_driver:
         lines = spark.sparkContext.textFile(name, use_unicode=False).zipWithIndex()
         rowed = lines.filter(lambda t: t[0].strip()).zipWithIndex().map(lambda t: (t[1], t[0][1] + 1, bytes(t[0][0])))
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
@@ -315,7 +319,7 @@ def read_documents(spark, source: str, config: PipelineConfig):
         )
         raw = spark.createDataFrame(rowed, "row long, line long, value binary")
         return raw.mapInArrow(parse_lines(name, config), spark_schema(DOCS_IN))
-    frame, _ = read_input(source, config.input)  # .txt files, stdin, UTF-16 JSONL: read on the driver
+    frame, _ = read_input(source, config.input)  # .txt files, stdin, UTF-16 JSONL, a damaged .gz: read on the driver
     extras = [c for c in frame.columns if c not in DOCS_IN]
     values = [json.dumps(r, ensure_ascii=False, default=str) for r in frame.select(extras).iter_rows(named=True)] if extras \
         else ["{}"] * frame.height
@@ -329,6 +333,20 @@ def _utf16_file(path: Path) -> bool:
 
     with _open_bytes(path) as fh:
         return utf_bom(fh.read(4)) not in (None, "utf-8-sig")
+
+
+def _damaged_gzip(path: Path) -> bool:
+    """A ``.gz`` file that ends early or is damaged, found by reading it through once (zlib's speed:
+    a small cost beside the job it would fail)."""
+    if not path.name.endswith(".gz"):
+        return False
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error):
+        return True
+    return False
 
 
 def _check_text_column(table, name: str, config: PipelineConfig) -> None:
