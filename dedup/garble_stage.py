@@ -119,6 +119,8 @@ def _reason_rows(reasons: list[Reason], raw: str, an, ar, base: int,
     through the anchors ``an``/``ar`` of ``raw``, the original's (``o_base`` plus the offset; none
     when ``o_base`` is None) through ``o_an``/``o_ar`` of ``o_raw``. A ``quote_repaired`` reason,
     built from the normaliser's record, holds raw offsets already."""
+    if not reasons:  # most passages
+        return []
     from .normalise import map_offsets
 
     def mapped(anchors_norm, anchors_raw, at: int, pairs: list[tuple[int, int]]):
