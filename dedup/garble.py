@@ -541,6 +541,23 @@ class Context:
             out.setdefault(head, {})[nxt] = None
         return out
 
+    def name_finding(self, low: str) -> bool:
+        """Whether :func:`_merged_names` or :func:`_name_variants` finds something in the capitalised
+        word ``low`` in this document (asked once per word: names recur across its passages)."""
+        found = self._findings.get(low)
+        if found is None:
+            found = self._findings[low] = _merged_parts(low, self) is not None or _usual_spelling(low, self) is not None
+        return found
+
+    @cached_property
+    def _findings(self) -> dict[str, bool]:
+        return {}
+
+    @cached_property
+    def long_names(self) -> list[str]:
+        """The names of four letters or more, in first-seen order."""
+        return [n for n in self.names if len(n) >= 4]
+
     @cached_property
     def names_by_initial(self) -> dict[str, list[tuple[str, int]]]:
         """The names with their counts, grouped by first letter, in first-seen order."""
@@ -1073,8 +1090,9 @@ def unpaired_reasons(text: str, context: Context | None = None, toks: list[Token
 
 def may_need_tokens(ws: list[str], ctx: Context, caps: list[str] | None = None) -> bool:
     """Whether a token-reading unpaired detector (:func:`_merged_names`, :func:`_name_variants`,
-    :func:`_doubled`) could find anything in a passage of words ``ws`` (:func:`words`): a cheap
-    test of the conditions each of them starts from, so False means all three find nothing.
+    :func:`_doubled`) could find anything in a passage of words ``ws`` (:func:`words`), without
+    tokens: the first two are asked their decision for each capitalised word, and for
+    :func:`_doubled` the conditions a repeat starts from are tested. False means all three find nothing.
 
     >>> ctx = Context.from_texts(["Volodymyr Zelensky spoke."])
     >>> may_need_tokens(words("Volodymyrzelsky spoke to reporters."), ctx), may_need_tokens(words("He spoke to reporters."), ctx)
@@ -1094,33 +1112,37 @@ def may_need_tokens(ws: list[str], ctx: Context, caps: list[str] | None = None) 
             low = low_of(w)
             if len(low) >= 2 and low not in STOP and low not in _REPEATABLE:
                 return True
-    for low in capitals(ws) if caps is None else caps:  # both start from capitalised words (caps: made already)
-        if len(low) >= 8 and "'" not in low and zipf(low) <= 0:  # _merged_names' candidates
-            return True
-        if len(low) >= 5 and ctx.names.get(low, 0) <= 1 and zipf(low) < 1.0:  # _name_variants' candidates
-            return True
-    return False
+    # _merged_names and _name_variants decide each capitalised word from its low alone: asked here
+    # of every one (caps: made already), they say exactly whether either finds something
+    return any(map(ctx.name_finding, set(capitals(ws) if caps is None else caps)))
 
 
 def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
     """A capitalised word no dictionary knows that is two name parts the document writes side by side,
     glued ("Volodymyr Zelenskyy" -> "Volodymyrzelsky")."""
     out = []
-    known = [n for n, c in ctx.names.items() if len(n) >= 4]
     for t in toks:
-        if not t.cap or t.number or len(t.low) < 8 or zipf(t.low) > 0 or "'" in t.low:
-            continue
-        for k in range(3, len(t.low) - 2):
-            head, tail = t.low[:k], t.low[k:]
-            if ctx.names.get(head, 0) == 0 or zipf(head) > 4.5:
-                continue
-            # the tail must match a name the document writes right after the head ("Volodymyr Zelensky")
-            after = [n for n in ctx.followers.get(head, ()) if n != t.low and len(n) >= 4] if ctx.bigrams else known
-            other = max(after, key=lambda n: fuzz.ratio(tail, n), default=None)
-            if other is not None and fuzz.ratio(tail, other) >= 75:
-                out.append(Reason("name_merged", *_span(t), f"'{t.text}' looks like '{head.title()}' and '{other.title()}' run together"))
-                break
+        if t.cap and not t.number and (parts := _merged_parts(t.low, ctx)) is not None:
+            head, other = parts
+            out.append(Reason("name_merged", *_span(t), f"'{t.text}' looks like '{head.title()}' and '{other.title()}' run together"))
     return out
+
+
+def _merged_parts(low: str, ctx: Context) -> tuple[str, str] | None:
+    """The head and the name after it that the capitalised word ``low`` glues together, if any: what
+    :func:`_merged_names` decides for one word (from its ``low`` alone, so a screen can ask it)."""
+    if len(low) < 8 or zipf(low) > 0 or "'" in low:
+        return None
+    for k in range(3, len(low) - 2):
+        head, tail = low[:k], low[k:]
+        if ctx.names.get(head, 0) == 0 or zipf(head) > 4.5:
+            continue
+        # the tail must match a name the document writes right after the head ("Volodymyr Zelensky")
+        after = [n for n in ctx.followers.get(head, ()) if n != low and len(n) >= 4] if ctx.bigrams else ctx.long_names
+        other = max(after, key=lambda n: fuzz.ratio(tail, n), default=None)
+        if other is not None and fuzz.ratio(tail, other) >= 75:
+            return head, other
+    return None
 
 
 def _name_variants(toks: list[Token], ctx: Context) -> list[Reason]:
@@ -1128,17 +1150,25 @@ def _name_variants(toks: list[Token], ctx: Context) -> list[Reason]:
     The usual spelling must itself be a name (rare as a word): a typo of a common word is left alone."""
     out = []
     for t in toks:
-        if not t.cap or t.number or len(t.low) < 5 or ctx.names.get(t.low, 0) > 1 or zipf(t.low) >= 1.0:
-            continue
-        for n, c in ctx.names_by_initial.get(t.low[0], ()):
-            if n == t.low or c < 2 or abs(len(n) - len(t.low)) > 1:
-                continue
-            if n.startswith(t.low) or t.low.startswith(n) or zipf(n) < zipf(t.low) or zipf(n) >= 3.5:
-                continue  # an ending, or a common word (a typo of "Wednesday" changes no fact)
-            if Levenshtein.distance(n, t.low) <= (1 if len(n) < 7 else 2):
-                out.append(Reason("name_variant", *_span(t), f"'{t.text}' appears once; the document spells it '{n.title()}' ({c} times)"))
-                break
+        if t.cap and not t.number and (usual := _usual_spelling(t.low, ctx)) is not None:
+            n, c = usual
+            out.append(Reason("name_variant", *_span(t), f"'{t.text}' appears once; the document spells it '{n.title()}' ({c} times)"))
     return out
+
+
+def _usual_spelling(low: str, ctx: Context) -> tuple[str, int] | None:
+    """The spelling (and its count) that the document uses for the capitalised word ``low`` when
+    ``low`` is a one-off variant of it: what :func:`_name_variants` decides for one word."""
+    if len(low) < 5 or ctx.names.get(low, 0) > 1 or zipf(low) >= 1.0:
+        return None
+    for n, c in ctx.names_by_initial.get(low[0], ()):
+        if n == low or c < 2 or abs(len(n) - len(low)) > 1:
+            continue
+        if n.startswith(low) or low.startswith(n) or zipf(n) < zipf(low) or zipf(n) >= 3.5:
+            continue  # an ending, or a common word (a typo of "Wednesday" changes no fact)
+        if Levenshtein.distance(n, low) <= (1 if len(n) < 7 else 2):
+            return n, c
+    return None
 
 
 def _doubled(text: str, toks: list[Token]) -> list[Reason]:
