@@ -501,6 +501,7 @@ class Context:
     def __init__(self, names: Counter | None = None, token_lists=None):
         self.names = names if names is not None else Counter()
         self._token_lists = token_lists or []  # token lists, or a function that makes them when asked
+        self._findings: dict[str, bool] = {}  # name_finding's answers, by word
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> "Context":
@@ -548,10 +549,6 @@ class Context:
         if found is None:
             found = self._findings[low] = _merged_parts(low, self) is not None or _usual_spelling(low, self) is not None
         return found
-
-    @cached_property
-    def _findings(self) -> dict[str, bool]:
-        return {}
 
     @cached_property
     def long_names(self) -> list[str]:

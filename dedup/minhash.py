@@ -247,7 +247,6 @@ def _band_pairs(keys: np.ndarray, n: int, groups: np.ndarray | None, max_bucket:
     return np.concatenate(parts)
 
 
-
 def runs_of(keys: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The order that brings equal ``(group, key)`` pairs together (runs in no particular order) and
     where each run starts in it. One unstable sort of the key mixed with the group (twice as fast as
