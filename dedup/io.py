@@ -66,6 +66,23 @@ def _open_bytes(path: Path):
     return open(path, "rb")
 
 
+DAMAGE = (OSError, EOFError, zlib.error)  # what reading a file raises when it ends early or is damaged (.gz too)
+
+
+def damaged_gzip(path: Path) -> bool:
+    """Whether a ``.gz`` file (as :func:`_open_bytes` tells one) ends early or is damaged, found by
+    reading it through once (zlib's speed)."""
+    if path.suffix.lower() != ".gz":
+        return False
+    try:
+        with _open_bytes(path) as fh:
+            while fh.read(1 << 24):
+                pass
+    except DAMAGE:
+        return True
+    return False
+
+
 def _cp1252_bytes(exc: UnicodeDecodeError) -> tuple[str, int]:
     """Decode-error handler: bytes that are not UTF-8 are read as Windows-1252 (a superset of Latin-1's
     printable range, what legacy Western text and browsers use); its five undefined bytes become U+FFFD."""
@@ -215,7 +232,7 @@ def _jsonl_stream(path: Path, config: InputConfig) -> Iterator[dict]:
             for line_no, raw in enumerate(lines, 1):
                 if raw.strip():
                     yield parse_jsonl_line(raw, line_no, str(path), config)
-    except (OSError, EOFError, zlib.error) as exc:  # includes a truncated .gz
+    except DAMAGE as exc:  # includes a truncated .gz
         msg = f"{path}: the file ends early or is damaged after line {line_no} ({exc})"
         if config.on_error == "raise":
             raise InputError(f"{msg}; check that the file is complete, or pass --on-error skip to keep the "

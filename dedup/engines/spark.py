@@ -24,12 +24,10 @@ and stdin are read on the driver and then distributed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,10 @@ from ..config import PipelineConfig
 from ..errors import DedupError, InputError
 from ..garble import NOT_SCORED
 from ..garble_stage import reason_dtype, score_copy
-from ..io import EXTRA_JSON, MALFORMED, SKIP_HINT, _record_rows, detect_format, missing_text_column, parse_jsonl_line, read_input
+from ..io import (
+    EXTRA_JSON, MALFORMED, SKIP_HINT, _record_rows, damaged_gzip, detect_format, missing_text_column, parse_jsonl_line,
+    read_input,
+)
 from ..minhash import band_keys
 from ..pipeline import ANNOTATION_COLUMNS, add_counts, cleaned_texts, document_stage, document_stats
 
@@ -302,7 +303,8 @@ def read_documents(spark, source: str, config: PipelineConfig):
         raise InputError(f"{name}: no such file or directory; check the input path")
     # UTF-16 lines are not byte lines, and Hadoop's reader fails the whole job on a truncated .gz:
     # such files are read on the driver, which keeps the records before the damage as the local engine does
-    on_driver = local and fmt == "jsonl" and Path(name).is_file() and (_utf16_file(Path(name)) or _damaged_gzip(Path(name)))
+    path = Path(name)
+    on_driver = local and fmt == "jsonl" and path.is_file() and (_utf16_file(path) or damaged_gzip(path))
     if fmt == "jsonl" and not (local and Path(name).is_dir()) and not on_driver:
         lines = spark.sparkContext.textFile(name, use_unicode=False).zipWithIndex()
         rowed = lines.filter(lambda t: t[0].strip()).zipWithIndex().map(lambda t: (t[1], t[0][1] + 1, bytes(t[0][0])))
@@ -333,20 +335,6 @@ def _utf16_file(path: Path) -> bool:
 
     with _open_bytes(path) as fh:
         return utf_bom(fh.read(4)) not in (None, "utf-8-sig")
-
-
-def _damaged_gzip(path: Path) -> bool:
-    """A ``.gz`` file that ends early or is damaged, found by reading it through once (zlib's speed:
-    a small cost beside the job it would fail)."""
-    if not path.name.endswith(".gz"):
-        return False
-    try:
-        with gzip.open(path, "rb") as fh:
-            while fh.read(1 << 24):
-                pass
-    except (OSError, EOFError, zlib.error):
-        return True
-    return False
 
 
 def _check_text_column(table, name: str, config: PipelineConfig) -> None:
