@@ -281,10 +281,11 @@ class EngineConfig:
         Given, ``dedup clean`` streams the corpus through in batches sized to it and keeps only a
         compact row per document in memory, so an input larger than memory goes through
         (:mod:`dedup.stream`). ``""``: the corpus is held in memory (fastest while it fits).
-    processes: worker processes for the per-document stages of an in-memory run (normalise,
-        segment, pairs, garble), one batch of ``output.checkpoint_documents`` each at a time;
-        0: one per CPU this process may use, 1: none (all in the calling process). The outputs are
-        the same on any number. A streaming run (``memory_budget``) uses one process.
+    processes: processes that run the per-document stages of an in-memory run (normalise,
+        segment, pairs, garble), counting the calling process, which shares the jobs with the
+        ``processes - 1`` workers (a job is at most a batch of ``output.checkpoint_documents``);
+        0: one per CPU this process may use, 1: the calling process alone. The outputs are the
+        same on any number. A streaming run (``memory_budget``) uses one process.
     """
 
     name: str = "polars"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .columns import struct_lists
+from .jobs import job_size, shared
 from .garble import NOT_SCORED, Context, Reason, capitals, score_pair, score_text, tokens, words
 
 
@@ -169,9 +170,10 @@ def score_documents(docs, config, kept=None, pool=None, workers: int = 1, batch:
     copies are looked up by row in ``kept`` (default: ``docs`` itself; a batch of a larger corpus
     passes the copies it needs).
 
-    With ``pool`` (a ``concurrent.futures`` executor of ``workers`` workers), the near duplicates go to
-    it ``batch`` at a time (default: four batches per worker), each with the kept copies it needs; the
-    result is the same.
+    With ``pool`` (a ``concurrent.futures`` executor), the near duplicates are scored ``batch`` at a
+    time (default: :func:`dedup.jobs.job_size`), each with the kept copies it needs, by ``workers``
+    processes: ``workers - 1`` on the pool and this one (:func:`dedup.jobs.shared`); the result is
+    the same.
     """
     from . import schema as S
 
@@ -185,17 +187,13 @@ def score_documents(docs, config, kept=None, pool=None, workers: int = 1, batch:
         near_rows = docs.select(*cols, S.KEPT_ROW)[near]
         kept = (docs if kept is None else kept).select(S.ROW, *cols)
         kept = kept.filter(pl.col(S.ROW).is_in(near_rows[S.KEPT_ROW].unique().implode()))
-        size = batch or max(_MIN_BATCH, -(-len(near) // (4 * workers)))
-        if pool is None or len(near) <= size:
-            parts = [score_near(near_rows, kept, config)]
-        else:
-            jobs = []
-            for lo in range(0, len(near), size):
-                part = near_rows.slice(lo, size)
-                need = kept.filter(pl.col(S.ROW).is_in(part[S.KEPT_ROW].unique().implode()))
-                jobs.append(pool.submit(score_near, part, need, config))
-            parts = [job.result() for job in jobs]
-        got = [item for part in parts for item in part]
+        size = batch or job_size(len(near), workers, _MIN_BATCH)
+        jobs = []
+        for lo in range(0, len(near), size):
+            part = near_rows.slice(lo, size)
+            jobs.append((part, kept.filter(pl.col(S.ROW).is_in(part[S.KEPT_ROW].unique().implode())), config))
+        parts = dict(shared(score_near, jobs, pool, workers - 1))
+        got = [item for k in range(len(jobs)) for item in parts[k]]
         for i, item in zip(near, got):
             if item is not None:
                 scores[i], labels[i], reasons_out[i] = item

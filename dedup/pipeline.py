@@ -16,7 +16,7 @@ from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_atomic, write_frame, write_text
-from .minhash import cpu_threads
+from .jobs import Workers, job_size
 from .normalise import normalise
 from .pairs import find_pairs
 from .segment import segment
@@ -345,55 +345,46 @@ def fingerprint(source, config: PipelineConfig) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-class Workers:
-    """The worker processes of a run (``engine.processes``; 0: one per usable CPU), started when a
-    stage first has work for more than one, and shared by the stages that follow."""
-
-    def __init__(self, processes: int):
-        self.count = cpu_threads(processes)
-        self._pool = None
-
-    def pool(self, jobs: int):
-        """The pool, or None when one process does as well (one CPU, or fewer than two jobs)."""
-        if self.count <= 1 or jobs <= 1:
-            return None
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: polars' and rapidfuzz's thread pools do not survive a fork
-            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
-
-
 def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool,
             workers: Workers):
     """The document stage over the whole frame, or batch by batch through the checkpoints; batches
-    not already done go to the worker processes when there are several. Results are taken, and
-    checkpointed, in batch order."""
+    not already done are shared between this process and the workers when there are several, and
+    each is checkpointed as it finishes."""
     if checkpoints is None:
         return document_stage(documents, config, timed=timed, progress=progress)
     size = config.output.checkpoint_documents
     starts = list(range(0, max(documents.height, 1), size))
     done = {k: checkpoints.load(k) for k in range(len(starts))}
     todo = [k for k, d in done.items() if d is None]
-    pool = workers.pool(len(todo))
-    futures = {k: pool.submit(_stage_batch, documents.slice(starts[k], size), config) for k in todo} if pool else {}
-    for k in todo:
-        if pool is not None:
-            docs, passages, seconds = futures.pop(k).result()
+    if workers.count <= 1:
+        for k in todo:
+            done[k] = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
+            checkpoints.save(k, *done[k])
+    else:
+        # jobs of at most a batch, several per process, so that the processes finish together
+        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size)
+        # (an empty corpus is one empty batch, and one job)
+        jobs = [(k, lo) for k in todo for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
+        parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
+        for i, (docs, passages, seconds) in workers.run(
+            _stage_batch, [(documents.slice(lo, min(step, starts[k] + size - lo)), config) for k, lo in jobs]
+        ):
             for name, value in seconds.items():
                 timed.add(name, value)
-        else:
-            docs, passages = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
-        checkpoints.save(k, docs, passages)
-        done[k] = (docs, passages)
-    parts = [done[k] for k in range(len(starts))]
+            k, lo = jobs[i]
+            parts[k][lo] = (docs, passages)
+            if len(parts[k]) == sum(1 for j, _ in jobs if j == k):  # the batch is whole: save it
+                batch = parts.pop(k)
+                done[k] = _concat([batch[lo] for lo in sorted(batch)])
+                checkpoints.save(k, *done[k])
+    return _concat([done[k] for k in range(len(starts))])
+
+
+_MIN_JOB = 250  # documents per job for a worker process (fewer are not worth the pickling)
+
+
+def _concat(parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Documents and passages of consecutive parts of a corpus, as one."""
     return pl.concat([d for d, _ in parts], how="vertical_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
 
 

@@ -76,7 +76,8 @@ def kill_after_batches(src: Path, out: Path, setting: list[str], batches: int) -
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".dedup-work"
     deadline = time.time() + 120
-    while not (work / f"docs-{batches - 1:06d}.parquet").exists() and time.time() < deadline and proc.poll() is None:
+    # batches finish in any order (this process and the workers share them): count the finished ones
+    while len(list(work.glob("docs-*.parquet"))) < batches and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

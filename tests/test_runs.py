@@ -213,3 +213,30 @@ def test_resume_after_kill_gives_the_same_bytes(tmp_path):
     assert not work.exists()  # a finished run leaves nothing to resume
     nothing = _cli("clean", src, "-o", tmp_path / "fresh", "-q", "--resume")
     assert nothing.returncode == 1 and b"nothing to resume" in nothing.stderr
+
+
+def _square_on(k: int, gate) -> tuple[int, str]:
+    # a job of the test below: the pool's first job waits until this process has run the last one
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        assert gate.wait(30), "this process never took its share of the jobs"
+    elif k == 9:
+        gate.set()
+    return k * k, "pool" if threading.current_thread() is not threading.main_thread() else "here"
+
+
+def test_jobs_are_shared_between_the_pool_and_this_process():
+    """While the pool's worker is busy, this process runs the next jobs itself; every job runs once
+    and its result comes back under its own number."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dedup.jobs import shared
+
+    gate = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        got = dict(shared(_square_on, [(k, gate) for k in range(10)], pool, slots=1))
+    assert {k: v for k, (v, _) in got.items()} == {k: k * k for k in range(10)}
+    assert {k for k, (_, where) in got.items() if where == "pool"} == {0}
+    assert dict(shared(_square_on, [(k, gate) for k in range(3)])) == {k: (k * k, "here") for k in range(3)}  # no pool
