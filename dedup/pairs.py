@@ -172,30 +172,29 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
     texts = passages[S.P_TEXT].to_list()
     index = passages[S.P_INDEX].to_numpy()
     eligible_pos = _neighbour_rank(passages, config)
+    if not len(cands):
+        return {}
+    first, second = cands[:, 0], cands[:, 1]
+    near = eligible_pos[second] - eligible_pos[first] == 1  # neighbours: a caption pair, else a repeat
+    verbatim = np.array([folded[i] == folded[j] for i, j in cands.tolist()])
+    lengths = np.fromiter(map(len, folded), dtype=np.int64, count=len(folded))
+    short, long = np.minimum(lengths[first], lengths[second]), np.maximum(lengths[first], lengths[second])
+    min_sim = np.where(near, config.caption_similarity, config.repeat_similarity)
+    # verbatim passes alone; anything else must pass every check: the batched ones first
+    maybe = np.flatnonzero(~verbatim & (short >= config.min_length_ratio * long))
+    sim = np.where(verbatim, 100.0, 0.0)
+    sim[maybe] = _sort_ratios([folded[i] for i in first[maybe].tolist()], [folded[j] for j in second[maybe].tolist()], min_sim[maybe])
     accepted = []
-    for i, j in cands.tolist():
-        neighbours = eligible_pos[j] - eligible_pos[i] == 1
-        verbatim = folded[i] == folded[j]
-        min_sim, min_jac = (
-            (config.caption_similarity, config.caption_jaccard) if neighbours else (config.repeat_similarity, config.repeat_jaccard)
-        )
-        # verbatim passes alone; anything else must pass every check, cheapest first
-        if verbatim:
-            s = 100.0
-        else:
-            if min(len(folded[i]), len(folded[j])) < config.min_length_ratio * max(len(folded[i]), len(folded[j])):
-                continue
-            s = fuzz.token_sort_ratio(folded[i], folded[j], score_cutoff=min_sim)
-            if s < min_sim:
-                continue
+    for k in np.flatnonzero(verbatim | (sim >= min_sim)).tolist():
+        i, j, neighbours = int(first[k]), int(second[k]), bool(near[k])
         j_score = sets.jaccard(position[i], position[j])
-        if not verbatim and not (
-            j_score >= min_jac
+        if not verbatim[k] and not (
+            j_score >= (config.caption_jaccard if neighbours else config.repeat_jaccard)
             and numbers_agree(texts[i], texts[j], config.number_containment)
             and names_agree(texts[i], texts[j], config.name_containment)
         ):
             continue
-        accepted.append((0 if neighbours else 1, -s, i, j, j_score, verbatim))
+        accepted.append((0 if neighbours else 1, -float(sim[k]), i, j, j_score, bool(verbatim[k])))
     out: dict[int, list] = {}
     # captions first, then the most similar; each later passage takes one earlier partner
     for rank, neg_s, i, j, j_score, verbatim in sorted(accepted):
@@ -209,6 +208,17 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
         if ri is None:
             out[i] = [int(index[j]), pair_kind, "original", -neg_s, j_score]
     return {k: tuple(v) for k, v in out.items()}
+
+
+def _sort_ratios(a: list[str], b: list[str], cutoff: np.ndarray) -> np.ndarray:
+    """``fuzz.token_sort_ratio(a[k], b[k], score_cutoff=cutoff[k])`` for every k, one C call per
+    distinct cutoff (0 where below it)."""
+    out = np.zeros(len(a))
+    for c in np.unique(cutoff).tolist():
+        at = np.flatnonzero(cutoff == c)
+        out[at] = process.cpdist([a[k] for k in at.tolist()], [b[k] for k in at.tolist()], scorer=fuzz.token_sort_ratio,
+                                 score_cutoff=c, dtype=np.float64, workers=1)  # one thread: a process per core runs this
+    return out
 
 
 def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.DataFrame:

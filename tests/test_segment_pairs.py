@@ -184,3 +184,21 @@ def test_sentence_spans_on_reuters_equal_their_definition():
     for text in pl.read_ndjson(need(REUTERS)).head(1500)["text"].to_list():
         fast, slow = _both_ways(text)
         assert fast == slow
+
+
+def test_batched_sort_ratios_equal_the_pair_by_pair_call(reuters_result):
+    """The batched similarity of the candidates (one C call per cutoff) gives what
+    ``fuzz.token_sort_ratio`` with that cutoff gives pair by pair, on neighbouring Reuters passages
+    and on each passage against itself."""
+    import numpy as np
+    from rapidfuzz import fuzz
+
+    from dedup.pairs import _sort_ratios
+
+    texts = reuters_result.passages[S.P_TEXT].head(3000).to_list()
+    a, b = texts[:-1] + texts[:50], texts[1:] + texts[:50]
+    cutoff = np.where(np.arange(len(a)) % 3 == 0, 68.0, np.where(np.arange(len(a)) % 3 == 1, 80.0, 0.0))
+    got = _sort_ratios(a, b, cutoff)
+    want = [fuzz.token_sort_ratio(x, y, score_cutoff=c) for x, y, c in zip(a, b, cutoff.tolist())]
+    assert got.tolist() == want
+    assert (got[-50:] == 100.0).all() and (got > 0).sum() > 100  # identical texts, and real scores among the rest
