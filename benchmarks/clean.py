@@ -46,15 +46,26 @@ def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
                                   "--set", "engine.processes=1"], 1),
         "ftfy.fix_text alone (1 core)": ([sys.executable, "-c", _FTFY, str(corpus)], 1),
     }
+    # round robin, so that a machine that slows down or speeds up over minutes weighs on every run alike
+    got: dict[str, list[dict]] = {name: [] for name in runs}
+    stage_seconds: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name, (cmd, cores) in runs.items():
+            got[name].append(wrapped(cmd, cores))
+            if name.startswith("dedup"):
+                stats = json.loads((out / "stats.json").read_text())
+                stage_seconds[name] = {k: v["seconds"] for k, v in stats.items() if isinstance(v, dict) and "seconds" in v}
     rows = []
     for name, (cmd, cores) in runs.items():
-        got = [wrapped(cmd, cores) for _ in range(repeats)]
-        row = {"run": name, "seconds_median": statistics.median(g["seconds"] for g in got),
-               "seconds_all": [round(g["seconds"], 2) for g in got], "peak_rss_mb": max(g["peak_rss_mb"] for g in got),
+        times = got[name]
+        row = {"run": name, "seconds_median": statistics.median(g["seconds"] for g in times),
+               "seconds_all": [round(g["seconds"], 2) for g in times], "peak_rss_mb": max(g["peak_rss_mb"] for g in times),
+               # each round's own ratio to the ftfy run of that round: drift between rounds cancels
+               "per_round_ratio_median": statistics.median(
+                   g["seconds"] / f["seconds"] for g, f in zip(times, got["ftfy.fix_text alone (1 core)"])),
                "command": " ".join(cmd[1:] if cmd[0] == sys.executable else cmd)}
-        if name.startswith("dedup"):
-            stats = json.loads((out / "stats.json").read_text())
-            row["stage_seconds"] = {k: v["seconds"] for k, v in stats.items() if isinstance(v, dict) and "seconds" in v}
+        if name in stage_seconds:
+            row["stage_seconds"] = stage_seconds[name]  # of its last run
         rows.append(row)
         print(f"{corpus.name:<28} {name:<30} {row['seconds_median']:7.2f} s {row['peak_rss_mb']:7.0f} MB", file=sys.stderr)
     return rows
@@ -85,12 +96,13 @@ def main(argv=None) -> None:
     (args.out / f"clean-{stamp}.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [f"# dedup clean beside ftfy alone, {record['date']} ({record['commit']})", "",
              f"Command: `{record['command']}`; {record['platform']}, {record['cpu_count']} CPUs. Medians of "
-             f"{args.repeats}; each run a fresh process, timed from start to exit.", ""]
+             f"{args.repeats}; each run a fresh process, timed from start to exit; the runs take turns, round by "
+             "round, and the last column is the median of each round's own ratio.", ""]
     for corpus, rows in results.items():
         ftfy_s = next(r["seconds_median"] for r in rows if r["run"].startswith("ftfy"))
-        lines += [f"## {corpus}", "", "| run | seconds | / ftfy alone | peak RSS |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['run']} | {r['seconds_median']:.2f} | {r['seconds_median'] / ftfy_s:.2f}x | {r['peak_rss_mb']:.0f} MB |"
-                  for r in rows]
+        lines += [f"## {corpus}", "", "| run | seconds | / ftfy alone | / ftfy, same round | peak RSS |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['run']} | {r['seconds_median']:.2f} | {r['seconds_median'] / ftfy_s:.2f}x | "
+                  f"{r['per_round_ratio_median']:.2f}x | {r['peak_rss_mb']:.0f} MB |" for r in rows]
         stages = next((r["stage_seconds"] for r in rows if r["run"] == "dedup clean (1 core)"), None)
         if stages:
             lines += ["", "Seconds per stage, one core: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), ""]

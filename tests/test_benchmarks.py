@@ -63,6 +63,7 @@ def test_clean_beside_ftfy_smoke(tmp_path):
     assert [r["run"] for r in rows] == ["dedup clean (all cores)", "dedup clean (1 core)", "ftfy.fix_text alone (1 core)"]
     assert all(r["seconds_median"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert "normalise" in rows[1]["stage_seconds"]
+    assert rows[2]["per_round_ratio_median"] == 1.0 and all(r["per_round_ratio_median"] > 0 for r in rows)
     assert "/ ftfy alone" in next((tmp_path / "results").glob("clean-*.md")).read_text()
 
 
