@@ -532,13 +532,18 @@ def _garble_stats(passages: pl.DataFrame) -> dict[str, Any]:
 
 def cleaned_texts(docs: pl.DataFrame, passages: pl.DataFrame) -> list[str | None]:
     """Each document's normalised text without its dropped passages (None for a dropped document)."""
-    spans: dict[int, list] = {}
-    for row, s, e, action in passages.select(S.ROW, S.P_NORM_START, S.P_NORM_END, S.P_ACTION).iter_rows():
-        spans.setdefault(row, []).append((s, e, action == "drop"))
-    return [
-        clean_text(norm or "", spans.get(row, [])) if reason is None else None
-        for row, norm, reason in docs.select(S.ROW, S.TEXT_NORM, S.DROP_REASON).iter_rows()
-    ]
+    kept = docs.select(pl.when(pl.col(S.DROP_REASON).is_null()).then(pl.col(S.TEXT_NORM).fill_null(""))).to_series()
+    out = kept.to_list()  # most documents drop no passage: their cleaned text is the normalised one
+    cutting = passages.filter(pl.col(S.ROW).is_in(passages.filter(pl.col(S.P_ACTION) == "drop")[S.ROW].implode()))
+    if cutting.height:
+        spans: dict[int, list] = {}
+        for row, s, e, action in cutting.select(S.ROW, S.P_NORM_START, S.P_NORM_END, S.P_ACTION).iter_rows():
+            spans.setdefault(row, []).append((s, e, action == "drop"))
+        at = {row: k for k, row in enumerate(docs[S.ROW].to_list()) if row in spans}
+        for row, k in at.items():
+            if out[k] is not None:
+                out[k] = clean_text(out[k], spans[row])
+    return out
 
 
 def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
