@@ -366,6 +366,7 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
         # (an empty corpus is one empty batch, and one job)
         jobs = [(k, lo) for k in todo for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
         parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
+        pieces = {k: sum(1 for j, _ in jobs if j == k) for k in todo}  # jobs per batch
         for i, (docs, passages, seconds) in workers.run(
             _stage_batch, [(documents.slice(lo, min(step, starts[k] + size - lo)), config) for k, lo in jobs]
         ):
@@ -373,7 +374,7 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
                 timed.add(name, value)
             k, lo = jobs[i]
             parts[k][lo] = (docs, passages)
-            if len(parts[k]) == sum(1 for j, _ in jobs if j == k):  # the batch is whole: save it
+            if len(parts[k]) == pieces[k]:  # the batch is whole: save it
                 batch = parts.pop(k)
                 done[k] = _concat([batch[lo] for lo in sorted(batch)])
                 checkpoints.save(k, *done[k])
