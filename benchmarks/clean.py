@@ -39,12 +39,15 @@ for t in texts:
 """
 
 
+FTFY_RUN = "ftfy.fix_text alone (1 core)"  # the baseline run: every ratio divides by its seconds
+
+
 def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
     runs = {
         "dedup clean (all cores)": ([sys.executable, "-m", "dedup", "clean", str(corpus), "-o", str(out), "-q"], None),
         "dedup clean (1 core)": ([sys.executable, "-m", "dedup", "clean", str(corpus), "-o", str(out), "-q",
                                   "--set", "engine.processes=1"], 1),
-        "ftfy.fix_text alone (1 core)": ([sys.executable, "-c", _FTFY, str(corpus)], 1),
+        FTFY_RUN: ([sys.executable, "-c", _FTFY, str(corpus)], 1),
     }
     # round robin, so that a machine that slows down or speeds up over minutes weighs on every run alike
     got: dict[str, list[dict]] = {name: [] for name in runs}
@@ -62,7 +65,7 @@ def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
                "seconds_all": [round(g["seconds"], 2) for g in times], "peak_rss_mb": max(g["peak_rss_mb"] for g in times),
                # each round's own ratio to the ftfy run of that round: drift between rounds cancels
                "per_round_ratio_median": statistics.median(
-                   g["seconds"] / f["seconds"] for g, f in zip(times, got["ftfy.fix_text alone (1 core)"])),
+                   g["seconds"] / f["seconds"] for g, f in zip(times, got[FTFY_RUN])),
                "command": " ".join(cmd[1:] if cmd[0] == sys.executable else cmd)}
         if name in stage_seconds:
             row["stage_seconds"] = stage_seconds[name]  # of its last run
@@ -99,7 +102,7 @@ def main(argv=None) -> None:
              f"{args.repeats}; each run a fresh process, timed from start to exit; the runs take turns, round by "
              "round, and the last column is the median of each round's own ratio.", ""]
     for corpus, rows in results.items():
-        ftfy_s = next(r["seconds_median"] for r in rows if r["run"].startswith("ftfy"))
+        ftfy_s = next(r["seconds_median"] for r in rows if r["run"] == FTFY_RUN)
         lines += [f"## {corpus}", "", "| run | seconds | / ftfy alone | / ftfy, same round | peak RSS |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {r['run']} | {r['seconds_median']:.2f} | {r['seconds_median'] / ftfy_s:.2f}x | "
                   f"{r['per_round_ratio_median']:.2f}x | {r['peak_rss_mb']:.0f} MB |" for r in rows]
