@@ -54,8 +54,11 @@ class Workers:
         return shared(fn, jobs, self.pool(len(jobs)), self.count - 1)
 
     def close(self) -> None:
+        """Stop the pool without waiting for its processes to exit: a worker takes a quarter of a
+        second to tear down (measured on Reuters dev), which it spends while this process writes
+        the outputs; the interpreter joins it at exit."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 
