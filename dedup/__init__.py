@@ -4,6 +4,8 @@ The public API: :func:`clean` runs the whole pipeline; each stage is a function 
 that adds columns and drops no rows, usable alone.
 """
 
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -11,15 +13,49 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-from .cluster import cluster_documents
-from .config import PipelineConfig, load_config
-from .errors import ConfigError, DedupError, InputError
-from .garble import score_pair, score_text
-from .garble_stage import score_passages
-from .normalise import normalise, normalise_text
-from .pairs import find_pairs
-from .pipeline import Result, clean
-from .segment import segment
+# What each public name is imported from. The names are imported when first asked for (PEP 562),
+# so that ``python -m dedup`` reads its arguments and starts its worker processes before it pays
+# for polars, numpy and the stage modules (half a second on this machine).
+_PUBLIC = {
+    "clean": "pipeline", "Result": "pipeline",
+    "load_config": "config", "PipelineConfig": "config",
+    "normalise": "normalise", "normalise_text": "normalise",
+    "segment": "segment",
+    "find_pairs": "pairs",
+    "cluster_documents": "cluster",
+    "score_passages": "garble_stage",
+    "score_pair": "garble", "score_text": "garble",
+    "DedupError": "errors", "ConfigError": "errors", "InputError": "errors",
+}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value  # asked once
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+class _Package(types.ModuleType):
+    """This package, whose public names stay the functions: importing the submodules
+    ``dedup.normalise`` and ``dedup.segment`` would otherwise set the package's attributes of those
+    names to the modules (as the import system does), hiding the functions of the same names."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _PUBLIC and isinstance(value, types.ModuleType):
+            return  # the submodule stays in sys.modules; the name stays the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "clean",

@@ -10,6 +10,7 @@ from pathlib import Path
 from . import schema as S
 from .config import load_config
 from .errors import DedupError
+from .jobs import Workers
 
 EPILOG = "Settings live in TOML (configs/default.toml lists every key); --set section.key=value overrides one."
 
@@ -70,8 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_clean(args) -> int:
-    from .pipeline import clean
-
     overrides = list(args.overrides)
     if args.on_error:
         overrides.append(f"input.on_error={args.on_error}")
@@ -93,8 +92,16 @@ def cmd_clean(args) -> int:
     if config.engine.memory_budget:
         return _clean_streaming(args, config, out, progress)
     work = out / ".dedup-work"
-    result = clean(args.input, config, progress=progress, workdir=None if args.input == "-" else work, resume=args.resume)
-    paths = result.write(out)
+    # the workers start before this process imports the stages, so both get ready at once
+    workers = Workers.for_input(args.input, config.engine.processes) if args.input != "-" else Workers(1)
+    try:
+        from .pipeline import clean
+
+        result = clean(args.input, config, progress=progress, workdir=None if args.input == "-" else work,
+                       resume=args.resume, workers=workers)
+        paths = result.write(out)
+    finally:
+        workers.close()
     shutil.rmtree(work, ignore_errors=True)  # the run is finished: nothing left to resume
     if not args.quiet:
         _summary(result.stats, paths["report"])

@@ -21,7 +21,8 @@ from rapidfuzz import fuzz, process
 
 from . import schema as S
 from .config import ClusterConfig
-from .minhash import ShingleSets, cpu_threads, fast_signatures, fold, fold_all, lsh_pairs, thread_pool
+from .jobs import cpu_threads
+from .minhash import ShingleSets, fast_signatures, fold, fold_all, lsh_pairs, thread_pool
 
 
 class DisjointSet:

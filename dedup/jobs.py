@@ -3,18 +3,30 @@
 A run on ``n`` cores starts ``n - 1`` worker processes and does a share of the jobs itself, instead of
 starting ``n`` workers and waiting: a spawned worker costs about 0.7 s of CPU before its first job
 (imports and wordfreq's table; measured on Reuters dev), which the process that is already running
-has paid.
+has paid. When the input is large enough to be shared out, the workers start before it is read
+(:meth:`Workers.for_input`), so that their start-up overlaps the read and this process's imports.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .minhash import cpu_threads
+
+def cpu_threads(requested: int = 0) -> int:
+    """``requested`` threads, or with 0 every CPU this process may run on (its affinity mask, so
+    ``taskset -c 0`` means one)."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 JOBS_PER_PROCESS = 8  # work is cut into about this many jobs per process, so that all finish together
@@ -49,6 +61,25 @@ class Workers:
             self._pool = ProcessPoolExecutor(self.count - 1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
+    @classmethod
+    def for_input(cls, source, processes: int) -> "Workers":
+        """The workers of a run over the input file or folder ``source``: when it is large enough
+        to be shared out (:data:`WARM_BYTES` on disk), started now (:meth:`warm`), so that they
+        get ready while the input is read."""
+        workers = cls(processes)
+        if _input_bytes(source) >= WARM_BYTES:
+            workers.warm()
+        return workers
+
+    def warm(self) -> None:
+        """Start the pool's processes now, each with the document stage imported and wordfreq's
+        table loaded, so that they get ready while this process reads the input (a process pool
+        starts a process only when a job is submitted: one warm-up job per process)."""
+        pool = self.pool(self.count)
+        if pool is not None:
+            for _ in range(self.count - 1):
+                pool.submit(_warm_up)
+
     def run(self, fn: Callable, jobs: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
         """``(k, fn(*jobs[k]))`` for every job, in the order they finish (see :func:`shared`)."""
         return shared(fn, jobs, self.pool(len(jobs)), self.count - 1)
@@ -60,6 +91,35 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+WARM_BYTES = 1 << 20  # an input this large is shared out; a smaller one may not need the workers at all
+
+
+def _input_bytes(source, enough: int = WARM_BYTES) -> int:
+    """The size on disk of an input file, or of the files of an input folder, counted until it
+    reaches ``enough`` (a folder of a million files is not listed twice); 0 when unreadable."""
+    path = Path(str(source))
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        total = 0
+        for f in path.rglob("*"):
+            if f.is_file():
+                total += f.stat().st_size
+                if total >= enough:
+                    break
+        return total
+    except OSError:
+        return 0  # the reader names the problem
+
+
+def _warm_up() -> None:
+    """In a new worker: what its first document-stage job would otherwise load."""
+    from . import pipeline  # noqa: F401  (the stage modules, polars, numpy, ftfy, rapidfuzz)
+    from .garble import zipf
+
+    zipf("the")  # loads wordfreq's English table
 
 
 def shared(fn: Callable, jobs: Sequence[tuple], pool: Executor | None = None, slots: int = 0) -> Iterator[tuple[int, Any]]:

@@ -11,12 +11,13 @@ within-document and the corpus stage; a test checks it against :class:`datasketc
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
+
+from .jobs import cpu_threads
 
 SCHEME = "affine32"
 _CHUNK = 2048
@@ -90,17 +91,6 @@ def thread_pool(threads: int = 0):
     """A thread pool of ``threads`` (0: every CPU), or with one thread the calling thread itself."""
     workers = cpu_threads(threads)
     return _Inline() if workers == 1 else ThreadPoolExecutor(workers)
-
-
-def cpu_threads(requested: int = 0) -> int:
-    """``requested`` threads, or with 0 every CPU this process may run on (its affinity mask, so
-    ``taskset -c 0`` means one)."""
-    if requested > 0:
-        return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def char_shingles(folded: str, k: int) -> set[str]:

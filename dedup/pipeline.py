@@ -458,8 +458,11 @@ def check_accounting(stats: dict[str, Any]) -> None:
 
 
 def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False,
-        checkpoints: Checkpoints | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Run every stage on a document frame; return documents, passages and stats."""
+        checkpoints: Checkpoints | None = None, workers: Workers | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Run every stage on a document frame; return documents, passages and stats.
+
+    ``workers``: the caller's (it closes them); by default a run with ``checkpoints`` makes its own
+    (``engine.processes``), and one without stays in this process."""
     stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
 
     bar = None
@@ -471,8 +474,9 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
     timed = stage_timer(stats, bar)
 
-    # worker processes for a run over files (checkpointed batches); a frame given to the API stays in this process
-    workers = Workers(config.engine.processes if checkpoints is not None else 1)
+    own = workers is None
+    if own:
+        workers = Workers(config.engine.processes if checkpoints is not None else 1)
     try:
         docs, passages = _staged(documents, config, checkpoints, timed, progress, workers)
         if checkpoints is not None:
@@ -487,7 +491,8 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         stats["cluster"].update(cstats)
         docs, passages = finish_documents(docs, passages, config, timed, workers=workers)
     finally:
-        workers.close()
+        if own:
+            workers.close()
     if config.garble.enabled:
         stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
     if bar is not None:
@@ -559,14 +564,28 @@ def _finish(docs: pl.DataFrame, passages: pl.DataFrame) -> tuple[pl.DataFrame, p
 
 
 def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = None, *, progress: bool = False,
-          workdir: str | Path | None = None, resume: bool = False) -> Result:
+          workdir: str | Path | None = None, resume: bool = False, workers: Workers | None = None) -> Result:
     """Clean a corpus: a path (JSONL/.gz, Parquet, CSV, .txt or a directory of them, ``-``) or a polars frame.
 
     With ``workdir``, the per-document stages save their results there batch by batch, and with
     ``resume`` a run reuses the batches an interrupted run with the same input and config finished.
+    Such a run over files shares its work with ``engine.processes - 1`` worker processes (``workers``:
+    already started by the caller, who closes them; by default :meth:`Workers.for_input`).
     """
     config = config or PipelineConfig()
     t0 = time.perf_counter()
+    resumable = workdir is not None and not isinstance(source, pl.DataFrame) and str(source) != "-"
+    if workers is not None:
+        return _clean(source, config, progress, workdir if resumable else None, resume, workers, t0)
+    # a frame given to the API stays in this process
+    workers = Workers.for_input(source, config.engine.processes) if resumable else Workers(1)
+    try:
+        return _clean(source, config, progress, workdir if resumable else None, resume, workers, t0)
+    finally:
+        workers.close()
+
+
+def _clean(source, config: PipelineConfig, progress: bool, workdir, resume: bool, workers: Workers, t0: float) -> Result:
     if isinstance(source, pl.DataFrame):
         documents, fmt = _prepare_frame(source, config), "parquet"
         name = "<frame>"
@@ -576,11 +595,11 @@ def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = Non
     read_seconds = time.perf_counter() - t0
     input_columns = [config.input.id_field, config.input.text_field] + [c for c in documents.columns if c not in INTERNAL]
     checkpoints = None
-    if workdir is not None and not isinstance(source, pl.DataFrame) and str(source) != "-":
+    if workdir is not None:
         checkpoints = Checkpoints(Path(workdir), fingerprint(source, config), resume)
     elif resume:
         raise DedupError("--resume needs an input file or folder (not stdin or a frame)")
-    docs, passages, stats = run(documents, config, progress=progress, checkpoints=checkpoints)
+    docs, passages, stats = run(documents, config, progress=progress, checkpoints=checkpoints, workers=workers)
     stats["input"].update(source=name, format=fmt, seconds=round(read_seconds, 4))
     stats["total_seconds"] = round(time.perf_counter() - t0, 4)
     stats["config"] = config.to_dict()

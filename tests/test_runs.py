@@ -240,3 +240,33 @@ def test_jobs_are_shared_between_the_pool_and_this_process():
     assert {k: v for k, (v, _) in got.items()} == {k: k * k for k in range(10)}
     assert {k for k, (_, where) in got.items() if where == "pool"} == {0}
     assert dict(shared(_square_on, [(k, gate) for k in range(3)])) == {k: (k * k, "here") for k in range(3)}  # no pool
+
+
+def test_workers_start_before_the_input_is_read_only_when_it_is_large(tmp_path):
+    """The command line starts its worker processes before it reads (or imports the stages for) an
+    input large enough to be shared out, and starts none for a small one: a worker that is still
+    starting when a small run ends would hold up its exit."""
+    from dedup.jobs import WARM_BYTES, Workers
+
+    small = SEED
+    large = tmp_path / "large.txt"
+    large.write_text("A line of text.\n" * (WARM_BYTES // 16 + 1), encoding="utf-8")
+    for path, started in ((small, False), (large, True)):
+        workers = Workers.for_input(path, 2)
+        try:
+            assert (workers._pool is not None) is started, path
+            if started:
+                workers._pool.submit(int).result()  # the pool works; the warm-up jobs ran ahead of it
+        finally:
+            workers.close()
+    assert Workers.for_input(large, 1)._pool is None  # one CPU: nothing to start
+
+
+def test_the_command_line_reads_its_arguments_before_importing_the_stages():
+    """``import dedup`` and its command-line module load neither polars nor a stage module, so the
+    workers start while this process is still importing; the public names still resolve (and
+    ``dedup.normalise`` stays the function once the submodule of that name is imported)."""
+    code = ("import sys, dedup.cli; print(sorted(m for m in ('polars', 'numpy', 'dedup.pipeline') if m in sys.modules)); "
+            "import dedup.normalise, dedup; print(dedup.normalise.__name__, callable(dedup.segment), dedup.clean.__module__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.splitlines() == ["[]", "normalise True dedup.pipeline"]
