@@ -42,7 +42,7 @@ from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
-from itertools import compress
+from itertools import compress, filterfalse
 from operator import eq, itemgetter
 from pathlib import Path
 from typing import Iterable
@@ -1111,7 +1111,7 @@ def may_need_tokens(ws: list[str], ctx: Context, caps: list[str] | None = None) 
                 return True
     # _merged_names and _name_variants decide each capitalised word from its low alone: asked here
     # of every one (caps: made already), they say exactly whether either finds something
-    return any(map(ctx.name_finding, set(capitals(ws) if caps is None else caps)))
+    return any(map(ctx.name_finding, filterfalse(never_a_name_finding, set(capitals(ws) if caps is None else caps))))
 
 
 def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
@@ -1125,10 +1125,29 @@ def _merged_names(toks: list[Token], ctx: Context) -> list[Reason]:
     return out
 
 
+@lru_cache(maxsize=1 << 17)
+def never_a_name_finding(low: str) -> bool:
+    """Whether the capitalised word ``low`` is one that neither :func:`_merged_parts` nor
+    :func:`_usual_spelling` can find anything in, whatever the document: their first tests, which
+    read the word alone (most capitalised words are common words or short names). Cached for the
+    run, so that a document asks its context only of the words left."""
+    return not _may_be_merged(low) and not _may_be_variant(low)
+
+
+def _may_be_merged(low: str) -> bool:
+    """:func:`_merged_parts`'s test of the word alone: long, unknown as a word, no apostrophe."""
+    return len(low) >= 8 and "'" not in low and zipf(low) == 0
+
+
+def _may_be_variant(low: str) -> bool:
+    """:func:`_usual_spelling`'s test of the word alone: five letters or more, rare as a word."""
+    return len(low) >= 5 and zipf(low) < 1.0
+
+
 def _merged_parts(low: str, ctx: Context) -> tuple[str, str] | None:
     """The head and the name after it that the capitalised word ``low`` glues together, if any: what
     :func:`_merged_names` decides for one word (from its ``low`` alone, so a screen can ask it)."""
-    if len(low) < 8 or zipf(low) > 0 or "'" in low:
+    if not _may_be_merged(low):
         return None
     for k in range(3, len(low) - 2):
         head, tail = low[:k], low[k:]
@@ -1156,7 +1175,7 @@ def _name_variants(toks: list[Token], ctx: Context) -> list[Reason]:
 def _usual_spelling(low: str, ctx: Context) -> tuple[str, int] | None:
     """The spelling (and its count) that the document uses for the capitalised word ``low`` when
     ``low`` is a one-off variant of it: what :func:`_name_variants` decides for one word."""
-    if len(low) < 5 or ctx.names.get(low, 0) > 1 or zipf(low) >= 1.0:
+    if not _may_be_variant(low) or ctx.names.get(low, 0) > 1:
         return None
     for n, c in ctx.names_by_initial.get(low[0], ()):
         if n == low or c < 2 or abs(len(n) - len(low)) > 1:
