@@ -154,6 +154,26 @@ def test_truncated_gzip_keeps_what_came_before(tmp_path, spark):
     _same_outputs(tmp_path / "local", tmp_path / "spark")
 
 
+def test_upper_case_gz_suffix_is_decompressed_as_locally(tmp_path, spark):
+    """``STORIES.JSONL.GZ``: the local reader takes any case of ``.gz`` as gzip, and so does Hadoop's
+    codec lookup (checked here, so that the Spark engine never reads compressed bytes as lines)."""
+    import gzip
+
+    from dedup.engines.spark import clean_spark
+
+    src = tmp_path / "STORIES.JSONL.GZ"
+    # 40 stories, the last one a copy of the first: one exact duplicate dropped
+    src.write_bytes(gzip.compress("".join(json.dumps({"id": str(i), "text": f"Story {i % 39} about wheat and {i % 39 % 5} ships in port."})
+                                          + "\n" for i in range(40)).encode()))
+    cfg = load_config(None, ["output.format=jsonl"])
+    local = clean(src, cfg)
+    local.write(tmp_path / "local")
+    stats = clean_spark(str(src), cfg, str(tmp_path / "spark"), spark=spark)
+    assert stats["result"] == local.stats["result"]
+    assert local.stats["result"] == {"kept": 39, "dropped": 1, "dropped_by_reason": {"exact_duplicate": 1}}
+    _same_outputs(tmp_path / "local", tmp_path / "spark")
+
+
 def test_csv_with_embedded_newlines_and_quotes(tmp_path, spark):
     """CSV is read by Spark as the local reader reads it: quoted fields spanning lines, doubled quotes."""
     from dedup.engines.spark import clean_spark
