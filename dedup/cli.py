@@ -93,7 +93,7 @@ def cmd_clean(args) -> int:
         return _clean_streaming(args, config, out, progress)
     work = out / ".dedup-work"
     # the workers start before this process imports the stages, so both get ready at once
-    workers = Workers.for_input(args.input, config.engine.processes) if args.input != "-" else Workers(1)
+    workers = Workers.for_input(args.input, config.engine.processes)
     try:
         from .pipeline import clean
 

@@ -65,7 +65,9 @@ class Workers:
     def for_input(cls, source, processes: int) -> "Workers":
         """The workers of a run over the input file or folder ``source``: when it is large enough
         to be shared out (:data:`WARM_BYTES` on disk), started now (:meth:`warm`), so that they
-        get ready while the input is read."""
+        get ready while the input is read. Standard input (``-``) is read in this process alone."""
+        if str(source) == "-":
+            return cls(1)
         workers = cls(processes)
         if _input_bytes(source) >= WARM_BYTES:
             workers.warm()

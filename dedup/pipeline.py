@@ -457,12 +457,10 @@ def check_accounting(stats: dict[str, Any]) -> None:
         raise AssertionError("kept + dropped != input: a record was lost")
 
 
-def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = False,
-        checkpoints: Checkpoints | None = None, workers: Workers | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Run every stage on a document frame; return documents, passages and stats.
-
-    ``workers``: the caller's (it closes them); by default a run with ``checkpoints`` makes its own
-    (``engine.processes``), and one without stays in this process."""
+def run(documents: pl.DataFrame, config: PipelineConfig, workers: Workers, *, progress: bool = False,
+        checkpoints: Checkpoints | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Run every stage on a document frame, sharing the work with ``workers`` (the caller's, who
+    closes them); return documents, passages and stats."""
     stats: dict[str, Any] = {"input": {"records": documents.height, "duplicate_ids": duplicate_ids(documents)}}
 
     bar = None
@@ -474,25 +472,18 @@ def run(documents: pl.DataFrame, config: PipelineConfig, *, progress: bool = Fal
         bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
     timed = stage_timer(stats, bar)
 
-    own = workers is None
-    if own:
-        workers = Workers(config.engine.processes if checkpoints is not None else 1)
-    try:
-        docs, passages = _staged(documents, config, checkpoints, timed, progress, workers)
-        if checkpoints is not None:
-            stats["input"]["resumed_batches"] = checkpoints.reused
-        for name, counts in document_stats(docs, passages, config).items():
-            stats.setdefault(name, {}).update(counts)
+    docs, passages = _staged(documents, config, checkpoints, timed, progress, workers)
+    if checkpoints is not None:
+        stats["input"]["resumed_batches"] = checkpoints.reused
+    for name, counts in document_stats(docs, passages, config).items():
+        stats.setdefault(name, {}).update(counts)
 
-        docs, cstats = timed(
-            "cluster", cluster_documents, docs, config.cluster,
-            active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
-        )
-        stats["cluster"].update(cstats)
-        docs, passages = finish_documents(docs, passages, config, timed, workers=workers)
-    finally:
-        if own:
-            workers.close()
+    docs, cstats = timed(
+        "cluster", cluster_documents, docs, config.cluster,
+        active=docs[S.DROP_REASON].is_null(), date_field=config.input.date_field,
+    )
+    stats["cluster"].update(cstats)
+    docs, passages = finish_documents(docs, passages, config, timed, workers=workers)
     if config.garble.enabled:
         stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
     if bar is not None:
@@ -575,14 +566,14 @@ def clean(source: str | Path | pl.DataFrame, config: PipelineConfig | None = Non
     config = config or PipelineConfig()
     t0 = time.perf_counter()
     resumable = workdir is not None and not isinstance(source, pl.DataFrame) and str(source) != "-"
-    if workers is not None:
-        return _clean(source, config, progress, workdir if resumable else None, resume, workers, t0)
-    # a frame given to the API stays in this process
-    workers = Workers.for_input(source, config.engine.processes) if resumable else Workers(1)
+    own = workers is None
+    if own:  # a frame given to the API, or a run without a work folder, stays in this process
+        workers = Workers.for_input(source, config.engine.processes) if resumable else Workers(1)
     try:
         return _clean(source, config, progress, workdir if resumable else None, resume, workers, t0)
     finally:
-        workers.close()
+        if own:
+            workers.close()
 
 
 def _clean(source, config: PipelineConfig, progress: bool, workdir, resume: bool, workers: Workers, t0: float) -> Result:
@@ -599,7 +590,7 @@ def _clean(source, config: PipelineConfig, progress: bool, workdir, resume: bool
         checkpoints = Checkpoints(Path(workdir), fingerprint(source, config), resume)
     elif resume:
         raise DedupError("--resume needs an input file or folder (not stdin or a frame)")
-    docs, passages, stats = run(documents, config, progress=progress, checkpoints=checkpoints, workers=workers)
+    docs, passages, stats = run(documents, config, workers, progress=progress, checkpoints=checkpoints)
     stats["input"].update(source=name, format=fmt, seconds=round(read_seconds, 4))
     stats["total_seconds"] = round(time.perf_counter() - t0, 4)
     stats["config"] = config.to_dict()
