@@ -97,8 +97,8 @@ def cmd_clean(args) -> int:
     try:
         from .pipeline import clean
 
-        result = clean(args.input, config, progress=progress, workdir=None if args.input == "-" else work,
-                       resume=args.resume, workers=workers)
+        # clean() keeps no work folder for stdin (and then refuses --resume)
+        result = clean(args.input, config, progress=progress, workdir=work, resume=args.resume, workers=workers)
         paths = result.write(out)
     finally:
         workers.close()
