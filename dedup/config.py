@@ -102,15 +102,18 @@ class SegmentConfig:
 class PairsConfig:
     """Within-document repeats: caption-then-paraphrase pairs and repeated passages.
 
-    Candidates come from MinHash LSH over character shingles (plus every pair of neighbouring
-    passages, since a caption's paraphrase follows it); each candidate is verified with rapidfuzz.
-    The default 42 bands x 3 rows put the LSH S-curve's midpoint near Jaccard 0.29: it finds distant
-    repeats (Jaccard >= 0.4) with probability >= 0.93 while unrelated passages (Jaccard ~0.08)
-    collide about 2% of the time, so a 5,000-paragraph document yields ~0.1% of all pairs.
+    In a document of at most ``exact_max_passages`` eligible passages every pair is a candidate; in
+    a larger one, candidates come from MinHash LSH over character shingles (plus, always, every pair
+    of neighbouring passages, since a caption's paraphrase follows it). Each candidate is verified
+    with rapidfuzz. The default 42 bands x 3 rows put the LSH S-curve's midpoint near Jaccard 0.29:
+    it finds distant repeats (Jaccard >= 0.4) with probability >= 0.93 while unrelated passages
+    (Jaccard ~0.08) collide about 2% of the time, so a 5,000-paragraph document yields ~0.1% of all pairs.
 
     enabled: run this stage.
     shingle_chars: length of the character shingles taken from the case-folded word sequence. A
         spinner keeps few long word n-grams, so short character shingles carry the overlap.
+    exact_max_passages: a document with at most this many eligible passages has all its pairs
+        checked (exact, and cheaper than signatures at that size); a larger one goes through LSH.
     num_perm, bands, rows, seed: MinHash permutations, LSH bands x rows per band, and the seed.
     min_words: passages shorter than this are not paired.
     caption_similarity: rapidfuzz token_sort_ratio (0-100) needed for neighbours to be a caption pair.
@@ -133,6 +136,7 @@ class PairsConfig:
 
     enabled: bool = True
     shingle_chars: int = 5
+    exact_max_passages: int = 32
     num_perm: int = 128
     bands: int = 42
     rows: int = 3
@@ -155,6 +159,7 @@ class PairsConfig:
         _range("pairs", "batch_passages", self.batch_passages, 1, 10**9)
         _range("pairs", "batch_chars", self.batch_chars, 1000, 10**12)
         _range("pairs", "max_bucket", self.max_bucket, 2, 10**9)
+        _range("pairs", "exact_max_passages", self.exact_max_passages, 0, 10**6)
         _lsh_checks("pairs", self.num_perm, self.bands, self.rows)
         _range("pairs", "shingle_chars", self.shingle_chars, 1, 64)
         for key in ("caption_similarity", "repeat_similarity"):

@@ -1,8 +1,9 @@
 """Stage 3a, within-document repeats: caption-then-paraphrase pairs and repeated passages.
 
 Spinner sites print each photo caption twice, the original and then a machine paraphrase of it; they
-also repeat a quoted statement further down. Candidates are (a) passages whose MinHash signatures
-over character shingles share an LSH band, within one document, and (b) every pair of neighbouring
+also repeat a quoted statement further down. Candidates are (a) in a document of at most
+``exact_max_passages`` eligible passages, every pair of similar length; in a larger one, the passages
+whose MinHash signatures over character shingles share an LSH band; and (b) every pair of neighbouring
 passages (fragments skipped), since a caption's paraphrase follows it. Each candidate is verified with
 rapidfuzz and exact Jaccard. A pair is directed: the earlier passage is the original.
 
@@ -120,26 +121,51 @@ def names_agree(a: str, b: str, min_containment: float) -> bool:
     return _contained(names(a), names(b), min_containment, close)
 
 
-def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str], ShingleSets, np.ndarray]:
-    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``).
+def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str]]:
+    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``), and the folded texts.
 
-    Also returns the folded texts, the shingle sets of the eligible passages and, per passage, its
-    position in those sets (-1 when not eligible).
+    A document with at most ``exact_max_passages`` eligible passages has every pair of them looked
+    at, except those whose lengths already fail ``min_length_ratio`` (a verbatim copy has its
+    original's length, so none is lost): exact, and cheaper than MinHash at that size. A larger
+    document's candidates are the passages whose MinHash signatures share an LSH band. Either way,
+    neighbouring eligible passages are always candidates: a caption's paraphrase follows it.
     """
     folded = fold_all(passages[S.P_TEXT], threads=1)  # one thread: a worker process per core runs this
     idx = np.flatnonzero(_eligible(passages, config))
-    position = np.full(len(folded), -1, dtype=np.int64)
-    position[idx] = np.arange(len(idx))
-    sets = ShingleSets.from_spans([folded[i] for i in idx], "chars", config.shingle_chars)
-    sig = fast_signatures(sets, config.num_perm, config.seed)
-    rows = passages[S.ROW].to_numpy()
-    lsh = lsh_pairs(sig, config.bands, config.rows, groups=rows[idx], max_bucket=config.max_bucket)
-    lsh = idx[lsh] if len(lsh) else np.empty((0, 2), dtype=np.int64)
-    # neighbours: consecutive eligible passages of the same document
-    same_doc = rows[idx[1:]] == rows[idx[:-1]]
-    neighbours = np.column_stack([idx[:-1][same_doc], idx[1:][same_doc]])
-    both = np.unique(np.vstack([lsh.reshape(-1, 2), neighbours.reshape(-1, 2)]), axis=0)
-    return both, folded, sets, position
+    rows = passages[S.ROW].to_numpy()[idx]
+    doc_start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(idx) else np.empty(0, dtype=np.int64)
+    size = np.diff(np.r_[doc_start, len(idx)])
+    size_of = np.repeat(size, size)  # per eligible passage: the eligible passages of its document
+    small = size_of <= config.exact_max_passages
+    lengths = np.fromiter((len(folded[i]) for i in idx.tolist()), dtype=np.int64, count=len(idx))
+    exact = _later_pairs(np.arange(len(idx)) - np.repeat(doc_start, size), size_of, small)
+    short = np.minimum(lengths[exact[:, 0]], lengths[exact[:, 1]])
+    exact = exact[short >= config.min_length_ratio * np.maximum(lengths[exact[:, 0]], lengths[exact[:, 1]])]
+    big = np.flatnonzero(~small)
+    lsh = np.empty((0, 2), dtype=np.int64)
+    if len(big):
+        sets = ShingleSets.from_spans([folded[i] for i in idx[big].tolist()], "chars", config.shingle_chars)
+        sig = fast_signatures(sets, config.num_perm, config.seed)
+        found = lsh_pairs(sig, config.bands, config.rows, groups=rows[big], max_bucket=config.max_bucket)
+        if len(found):
+            lsh = big[found]
+    same_doc = rows[1:] == rows[:-1]
+    neighbours = np.column_stack([np.arange(len(idx) - 1)[same_doc], np.arange(1, len(idx))[same_doc]])
+    both = np.unique(np.vstack([exact, lsh.reshape(-1, 2), neighbours.reshape(-1, 2)]), axis=0)
+    return idx[both], folded
+
+
+def _later_pairs(rank: np.ndarray, size_of: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Every pair ``(k, m)``, ``k < m``, of items in one document, for the ``chosen`` items; items
+    come grouped by document, ``rank`` is each one's place in it and ``size_of`` its document's size.
+
+    >>> _later_pairs(np.array([0, 1, 2, 0]), np.array([3, 3, 3, 1]), np.array([True, True, True, True])).tolist()
+    [[0, 1], [0, 2], [1, 2]]
+    """
+    after = np.where(chosen, size_of - rank - 1, 0)
+    first = np.repeat(np.arange(len(rank)), after)
+    step = np.arange(len(first)) - np.repeat(np.cumsum(after) - after, after)
+    return np.column_stack([first, first + 1 + step]).astype(np.int64)
 
 
 def _document_batches(rows: np.ndarray, size: int, chars: np.ndarray | None = None, max_chars: int = 10**18) -> list[tuple[int, int]]:
@@ -168,7 +194,7 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
 
     Returns ``{position: (partner index, pair kind, role, similarity, jaccard)}`` for paired passages.
     """
-    cands, folded, sets, position = candidate_pairs(passages, config)
+    cands, folded = candidate_pairs(passages, config)
     texts = passages[S.P_TEXT].to_list()
     index = passages[S.P_INDEX].to_numpy()
     eligible_pos = _neighbour_rank(passages, config)
@@ -184,10 +210,14 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
     maybe = np.flatnonzero(~verbatim & (short >= config.min_length_ratio * long))
     sim = np.where(verbatim, 100.0, 0.0)
     sim[maybe] = _sort_ratios([folded[i] for i in first[maybe].tolist()], [folded[j] for j in second[maybe].tolist()], min_sim[maybe])
+    passed = np.flatnonzero(verbatim | (sim >= min_sim))
+    # shingles only for the passages still in the running
+    members, position = np.unique(np.r_[first[passed], second[passed]], return_inverse=True)
+    sets = ShingleSets.from_spans([folded[i] for i in members.tolist()], "chars", config.shingle_chars)
     accepted = []
-    for k in np.flatnonzero(verbatim | (sim >= min_sim)).tolist():
+    for n, k in enumerate(passed.tolist()):
         i, j, neighbours = int(first[k]), int(second[k]), bool(near[k])
-        j_score = sets.jaccard(position[i], position[j])
+        j_score = sets.jaccard(position[n], position[len(passed) + n])
         if not verbatim[k] and not (
             j_score >= (config.caption_jaccard if neighbours else config.repeat_jaccard)
             and numbers_agree(texts[i], texts[j], config.number_containment)
@@ -211,12 +241,17 @@ def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tupl
 
 
 def _sort_ratios(a: list[str], b: list[str], cutoff: np.ndarray) -> np.ndarray:
-    """``fuzz.token_sort_ratio(a[k], b[k], score_cutoff=cutoff[k])`` for every k, one C call per
-    distinct cutoff (0 where below it)."""
+    """``fuzz.token_sort_ratio(a[k], b[k], score_cutoff=cutoff[k])`` for every k (0 where below it).
+
+    token_sort_ratio is ``fuzz.ratio`` of the texts with their words sorted; each distinct text's
+    words are sorted once here (a text takes part in many pairs), then one C call per distinct cutoff.
+    """
+    memo = {t: " ".join(sorted(t.split())) for t in {*a, *b}}
+    a, b = [memo[t] for t in a], [memo[t] for t in b]
     out = np.zeros(len(a))
     for c in np.unique(cutoff).tolist():
         at = np.flatnonzero(cutoff == c)
-        out[at] = process.cpdist([a[k] for k in at.tolist()], [b[k] for k in at.tolist()], scorer=fuzz.token_sort_ratio,
+        out[at] = process.cpdist([a[k] for k in at.tolist()], [b[k] for k in at.tolist()], scorer=fuzz.ratio,
                                  score_cutoff=c, dtype=np.float64, workers=1)  # one thread: a process per core runs this
     return out
 

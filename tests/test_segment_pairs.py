@@ -110,6 +110,37 @@ def test_long_document_is_not_compared_all_pairs():
     assert (result[S.P_ROLE] == "verbatim").sum() > 0
 
 
+def test_small_documents_have_every_pair_checked(reuters_result):
+    """In a document of at most ``exact_max_passages`` eligible passages the candidates are, by
+    definition, every pair of eligible passages whose lengths pass ``min_length_ratio``, plus the
+    neighbours; in a larger one, LSH's and the neighbours (so a 3-passage cap leaves most out)."""
+    import itertools
+
+    from dedup.minhash import fold
+    from dedup.pairs import candidate_pairs
+
+    p = reuters_result.passages.head(4000)
+    cfg = PairsConfig()
+    ok = [k != "fragment" and w >= cfg.min_words for k, w in zip(p[S.P_KIND], p[S.P_WORDS])]
+    by_doc: dict[int, list[int]] = {}
+    for i, (row, good) in enumerate(zip(p[S.ROW], ok)):
+        if good:
+            by_doc.setdefault(row, []).append(i)
+    want, neighbours = set(), set()
+    for members in by_doc.values():
+        neighbours |= set(zip(members, members[1:]))
+        for i, j in itertools.combinations(members, 2):
+            a, b = len(fold(p[S.P_TEXT][i])), len(fold(p[S.P_TEXT][j]))
+            if min(a, b) >= cfg.min_length_ratio * max(a, b):
+                want.add((i, j))
+    assert max(map(len, by_doc.values())) <= cfg.exact_max_passages and len(want) > 5000
+    got, _ = candidate_pairs(p, cfg)
+    assert set(map(tuple, got.tolist())) == want | neighbours
+    capped, _ = candidate_pairs(p, PairsConfig(exact_max_passages=3))
+    capped = set(map(tuple, capped.tolist()))
+    assert neighbours <= capped and len(want - capped) > 0.5 * len(want - neighbours)
+
+
 def test_pairs_lsh_finds_distant_repeats(seed_text):
     """Every pair of seed passages with shingle Jaccard >= 0.45 is an LSH candidate."""
     import itertools
