@@ -21,7 +21,7 @@ import polars as pl
 from rapidfuzz.distance import Levenshtein
 
 from . import schema as S
-from .columns import struct_lists
+from .columns import lists, struct_lists
 from .config import NormaliseConfig
 
 # ---------------------------------------------------------------------------------------------
@@ -469,8 +469,8 @@ def normalise(frame: pl.DataFrame, config: NormaliseConfig | None = None, *, pro
     results = [normalise_text(t or "", config) for t in texts]
     return frame.with_columns(
         pl.Series(S.TEXT_NORM, [r.text for r in results], dtype=pl.String),
-        pl.Series(S.NORM_FIXES, [r.fixes for r in results], dtype=pl.List(pl.String)),
+        lists(S.NORM_FIXES, [r.fixes for r in results], pl.String),
         struct_lists(S.NORM_CHANGES, [r.changes for r in results], CHANGE_DTYPE),
-        pl.Series(S.ANCHOR_NORM, [r.anchor_norm for r in results], dtype=pl.List(pl.Int64)),
-        pl.Series(S.ANCHOR_RAW, [r.anchor_raw for r in results], dtype=pl.List(pl.Int64)),
+        lists(S.ANCHOR_NORM, [r.anchor_norm for r in results], pl.Int64),
+        lists(S.ANCHOR_RAW, [r.anchor_raw for r in results], pl.Int64),
     )
