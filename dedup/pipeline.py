@@ -16,7 +16,7 @@ from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_atomic, write_frame, write_text
-from .jobs import Workers, job_size
+from .jobs import Workers, guided_jobs
 from .normalise import normalise
 from .pairs import find_pairs
 from .segment import segment
@@ -281,10 +281,12 @@ def remove_stale(out: Path) -> None:
 class Checkpoints:
     """Per-batch results of the document stage in a work folder, so that a killed run can resume.
 
-    The folder holds ``manifest.json`` (a fingerprint of the input and the config) and, per finished
-    batch ``k``, ``docs-k.parquet`` and ``passages-k.parquet``, each written atomically. A batch is
-    reused only when the manifest matches; the document stage is per document, so results made in
-    batches equal those made at once (a test kills a real run and compares the bytes).
+    The folder holds ``manifest.json`` (a fingerprint of the input and the config) and, per batch
+    ``k``, its results in parts (``docs-k-p.parquet`` and ``passages-k-p.parquet``: one part, or one
+    per job when processes share the batch) and, once every part is written, ``batch-k.json``, which
+    marks the batch done. Every file is written atomically. A batch is reused only when the manifest
+    matches; the document stage is per document, so results made in batches or parts equal those
+    made at once (a test kills a real run and compares the bytes).
     """
 
     def __init__(self, folder: Path, fingerprint: str, resume: bool) -> None:
@@ -308,26 +310,48 @@ class Checkpoints:
         return self.folder / f"{kind}-{k:06d}.{ext}"
 
     def done(self, k: int) -> bool:
-        return self.path("docs", k).exists()
+        return self.path("batch", k, "json").exists()
 
     def load(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """A finished batch of an earlier run (counted as reused), or None."""
         if self.done(k):
             self.reused += 1
-            return pl.read_parquet(self.path("docs", k)), pl.read_parquet(self.path("passages", k))
+            return self.read(k)
         return None
 
+    def read(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The documents and passages of finished batch ``k``."""
+        parts = json.loads(self.path("batch", k, "json").read_text(encoding="utf-8"))["parts"]
+        return _concat([tuple(pl.read_parquet(f) for f in part_files(self.folder, k, p)) for p in range(parts)])
+
     def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
-        """Save a batch; ``extra`` maps file names (``"keys-000003.parquet"``) to writers ``fn(tmp_path)``.
-        The documents are written last: their file marks the batch done."""
-        write_frame(passages, self.path("passages", k), "parquet")
+        """Save a batch in one part; ``extra`` maps file names (``"keys-000003.parquet"``) to writers
+        ``fn(tmp_path)``, written before the batch is marked done."""
+        save_part(self.folder, k, 0, docs, passages)
         for name, writer in (extra or {}).items():
             write_atomic(self.folder / name, writer)
-        write_frame(docs, self.path("docs", k), "parquet")
+        self.finish(k, 1)
+
+    def finish(self, k: int, parts: int) -> None:
+        """Mark batch ``k`` done: its ``parts`` parts are written."""
+        write_text(self.path("batch", k, "json"), json.dumps({"parts": parts}) + "\n")
 
     def remove(self) -> None:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def part_files(folder: Path, k: int, p: int) -> tuple[Path, Path]:
+    """The documents and passages files of part ``p`` of batch ``k``."""
+    return folder / f"docs-{k:06d}-{p:03d}.parquet", folder / f"passages-{k:06d}-{p:03d}.parquet"
+
+
+def save_part(folder: Path, k: int, p: int, docs: pl.DataFrame, passages: pl.DataFrame) -> None:
+    """Write part ``p`` of batch ``k``, each file atomically, in zstd level 1: a third faster to
+    write than the default level 3, for 15% more bytes (Reuters dev), in files that live one run."""
+    for frame, path in zip((docs, passages), part_files(folder, k, p)):
+        write_atomic(path, lambda tmp, frame=frame: frame.write_parquet(tmp, compression="zstd", compression_level=1))
 
 
 def fingerprint(source, config: PipelineConfig) -> str:
@@ -361,23 +385,26 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
             done[k] = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
             checkpoints.save(k, *done[k])
     else:
-        # jobs of at most a batch, several per process, so that the processes finish together
-        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size)
-        # (an empty corpus is one empty batch, and one job)
-        jobs = [(k, lo) for k in todo for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
+        # jobs within a batch, shrinking toward the end, so that the processes finish together
+        # (an empty corpus is one empty batch, and one job). Each job saves its part of the batch
+        # itself: writing it costs a worker less than sending it back through the pool's pipe.
+        spans = [(starts[k], min(starts[k] + size, documents.height)) for k in todo]
+        jobs = [(todo[s], lo, hi) for s, lo, hi in guided_jobs(spans, workers.count, _MIN_JOB)]
+        part_of = [sum(1 for j, *_ in jobs[:i] if j == k) for i, (k, *_) in enumerate(jobs)]
+        pieces = {k: sum(1 for j, *_ in jobs if j == k) for k in todo}  # jobs per batch
         parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
-        pieces = {k: sum(1 for j, _ in jobs if j == k) for k in todo}  # jobs per batch
-        for i, (docs, passages, seconds) in workers.run(
-            _stage_batch, [(documents.slice(lo, min(step, starts[k] + size - lo)), config) for k, lo in jobs]
+        for i, (frames, seconds) in workers.run(
+            _stage_part, [(documents.slice(lo, hi - lo), config, checkpoints.folder, k, part_of[i])
+                          for i, (k, lo, hi) in enumerate(jobs)]
         ):
             for name, value in seconds.items():
                 timed.add(name, value)
-            k, lo = jobs[i]
-            parts[k][lo] = (docs, passages)
-            if len(parts[k]) == pieces[k]:  # the batch is whole: save it
+            k = jobs[i][0]
+            parts[k][part_of[i]] = frames or tuple(pl.read_parquet(f) for f in part_files(checkpoints.folder, k, part_of[i]))
+            if len(parts[k]) == pieces[k]:  # the batch is whole
+                checkpoints.finish(k, pieces[k])
                 batch = parts.pop(k)
-                done[k] = _concat([batch[lo] for lo in sorted(batch)])
-                checkpoints.save(k, *done[k])
+                done[k] = _concat([batch[p] for p in range(pieces[k])])
     return _concat([done[k] for k in range(len(starts))])
 
 
@@ -389,11 +416,18 @@ def _concat(parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFram
     return pl.concat([d for d, _ in parts], how="vertical_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
 
 
-def _stage_batch(documents: pl.DataFrame, config: PipelineConfig) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
-    """One batch through the document stage in a worker process, with its seconds per stage."""
+def _stage_part(documents: pl.DataFrame, config: PipelineConfig, folder: Path, k: int, p: int):
+    """One job of the document stage: part ``p`` of batch ``k``, saved to the work ``folder``.
+
+    Returns ``(frames, seconds per stage)``; the frames (documents, passages) only in the process
+    that runs the pipeline (a worker's caller reads them from the files, see :func:`_staged`)."""
+    import multiprocessing
+
     stats: dict[str, Any] = {}
     docs, passages = document_stage(documents, config, timed=stage_timer(stats))
-    return docs, passages, {name: block["seconds"] for name, block in stats.items()}
+    save_part(folder, k, p, docs, passages)
+    frames = (docs, passages) if multiprocessing.parent_process() is None else None
+    return frames, {name: block["seconds"] for name, block in stats.items()}
 
 
 def stage_timer(stats: dict[str, Any], bar=None):

@@ -253,8 +253,7 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
         bar = _bar(progress, "dedup: outputs", spill.batches)
         for k in range(spill.batches):
             bar.update(1)
-            docs = pl.read_parquet(work.path("docs", k))
-            passages = pl.read_parquet(work.path("passages", k))
+            docs, passages = work.read(k)
             docs = _with_clusters(docs, members)
             kept = None
             if config.garble.enabled:

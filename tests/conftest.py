@@ -77,9 +77,9 @@ def kill_after_batches(src: Path, out: Path, setting: list[str], batches: int) -
     work = out / ".dedup-work"
     deadline = time.time() + 120
     # batches finish in any order (this process and the workers share them): count the finished ones
-    while len(list(work.glob("docs-*.parquet"))) < batches and time.time() < deadline and proc.poll() is None:
+    while len(list(work.glob("batch-*.json"))) < batches and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and not (out / "stats.json").exists()
-    return len(list(work.glob("docs-*.parquet")))
+    return len(list(work.glob("batch-*.json")))
