@@ -39,39 +39,6 @@ def job_size(items: int, processes: int, least: int, most: int | None = None) ->
     return size if most is None else min(most, size)
 
 
-GUIDED = 4  # a guided job takes 1 / (GUIDED * processes) of the items still left
-
-
-def guided_jobs(spans: Sequence[tuple[int, int]], processes: int, least: int) -> list[tuple[int, int, int]]:
-    """Cut the item ranges ``spans`` (``(lo, hi)``, e.g. checkpoint batches) into jobs ``(span, lo, hi)``
-    that never cross a range, for ``processes`` sharing them first come, first served.
-
-    Guided self-scheduling: each job takes 1 / (:data:`GUIDED` * ``processes``) of the items still
-    left, at least ``least`` (and a range's remainder smaller than that joins its last job), so the
-    first jobs are large (few results to move) and the last ones small, and the processes finish
-    within a small job of each other. An empty range is one empty job.
-
-    >>> guided_jobs([(0, 1000), (1000, 1200)], 2, 100)
-    [(0, 0, 150), (0, 150, 282), (0, 282, 397), (0, 397, 498), (0, 498, 598), (0, 598, 698), (0, 698, 798), (0, 798, 898), (0, 898, 1000), (1, 1000, 1100), (1, 1100, 1200)]
-    >>> guided_jobs([(0, 0)], 2, 100)
-    [(0, 0, 0)]
-    """
-    left = sum(hi - lo for lo, hi in spans)
-    out = []
-    for k, (lo, hi) in enumerate(spans):
-        if lo == hi:
-            out.append((k, lo, hi))
-        at = lo
-        while at < hi:
-            end = min(hi, at + max(least, -(-left // (GUIDED * max(1, processes)))))
-            if hi - end < least:
-                end = hi
-            out.append((k, at, end))
-            left -= end - at
-            at = end
-    return out
-
-
 class Workers:
     """The worker processes of a run (``engine.processes``, 0: one per usable CPU, counting this
     process), started when a stage first has work for more than one, and shared by the stages that

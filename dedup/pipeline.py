@@ -16,7 +16,7 @@ from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
 from .io import INTERNAL, MALFORMED, read_input, write_atomic, write_frame, write_text
-from .jobs import Workers, guided_jobs
+from .jobs import Workers, job_size
 from .normalise import normalise
 from .pairs import find_pairs
 from .segment import segment
@@ -385,11 +385,12 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
             done[k] = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
             checkpoints.save(k, *done[k])
     else:
-        # jobs within a batch, shrinking toward the end, so that the processes finish together
+        # jobs of at most a batch, several per process, so that the processes finish together
         # (an empty corpus is one empty batch, and one job). Each job saves its part of the batch
         # itself: writing it costs a worker less than sending it back through the pool's pipe.
-        spans = [(starts[k], min(starts[k] + size, documents.height)) for k in todo]
-        jobs = [(todo[s], lo, hi) for s, lo, hi in guided_jobs(spans, workers.count, _MIN_JOB)]
+        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size)
+        jobs = [(k, lo, min(lo + step, starts[k] + size, documents.height)) for k in todo
+                for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
         part_of = [sum(1 for j, *_ in jobs[:i] if j == k) for i, (k, *_) in enumerate(jobs)]
         pieces = {k: sum(1 for j, *_ in jobs if j == k) for k in todo}  # jobs per batch
         parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
