@@ -177,7 +177,7 @@ def signatures_of(texts, config: ClusterConfig, threads: int = 0, rows: np.ndarr
 def batch_signatures(docs: pl.DataFrame, config: ClusterConfig,
                      threads: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The corpus stage's inputs from one batch of processed documents, for runs that sign batch by
-    batch (streaming, Spark): each document's words up to ``min_words``, which documents are live
+    batch (streaming, Spark, the in-memory run's jobs): each document's words up to ``min_words``, which documents are live
     (not dropped, not empty), which of those are long enough for LSH (none when clustering is off),
     and their signatures (:func:`signatures_of` on ``threads`` threads)."""
     col = docs[S.TEXT_NORM].fill_null("")
@@ -187,6 +187,34 @@ def batch_signatures(docs: pl.DataFrame, config: ClusterConfig,
     if not len(eligible):
         return words, live, eligible, np.empty((0, config.num_perm), np.uint32)
     return words, live, eligible, signatures_of(col.gather(eligible), config, threads)
+
+
+def cluster_inputs(docs: pl.DataFrame, config: ClusterConfig, threads: int = 0) -> pl.DataFrame:
+    """``docs`` with what :func:`cluster_documents` computes from each document's text alone: its
+    exact key (the whitespace-folded text, hashed) and, for a live document (not dropped) of at least
+    ``min_words`` words, its MinHash signature (zeros for the others, which are never signed).
+
+    A job of the document stage adds them (on one thread: a process per core runs it), so that the
+    corpus stage, which runs in one process after every job, only groups and links. Both are per
+    document, so they are the same however the corpus is cut.
+    """
+    _, _, signed, signed_sig = batch_signatures(docs, config, threads)
+    sig = np.zeros((docs.height, config.num_perm), dtype=np.uint32)
+    sig[signed] = signed_sig
+    return docs.with_columns(_exact_keys(docs[S.TEXT_NORM].fill_null("")).alias(S.EXACT_KEY), pl.Series(S.SIGNATURE, sig))
+
+
+def _exact_keys(col: pl.Series) -> pl.Series:
+    """The exact key of every text: whitespace-folded, hashed (64 bits), ``_KEY_CHUNK`` at a time."""
+    n = len(col)
+    return pl.concat([whitespace_key(col.slice(lo, _KEY_CHUNK)).hash(seed=0) for lo in range(0, max(n, 1), _KEY_CHUNK)])[:n]
+
+
+def _cached(frame: pl.DataFrame, name: str) -> pl.Series | None:
+    """Column ``name`` of :func:`cluster_inputs` when every row has it (a batch of an older run may not)."""
+    if name in frame.columns and frame[name].null_count() == 0:
+        return frame[name]
+    return None
 
 
 def duplicate_link(text: str, kept: str) -> tuple[str, float]:
@@ -239,7 +267,9 @@ def cluster_documents(
     Returns the frame and counts and seconds per step for the stats.
 
     Memory stays at the frame plus one signature row per document: texts are folded and shingled a
-    chunk at a time, and the few candidate pairs are verified from their own texts.
+    chunk at a time, and the few candidate pairs are verified from their own texts. The columns of
+    :func:`cluster_inputs`, when the frame has them, are used instead of computing the same again,
+    and are not in the frame returned.
     """
     config = config or ClusterConfig()
     n = frame.height
@@ -253,9 +283,8 @@ def cluster_documents(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # 1. exact groups: identical up to whitespace (a 64-bit key, confirmed on the text itself)
-    exact_key = np.concatenate(
-        [whitespace_key(col.slice(lo, _KEY_CHUNK)).hash(seed=0).to_numpy() for lo in range(0, max(n, 1), _KEY_CHUNK)]
-    )[:n]
+    cached_keys, cached_sig = _cached(frame, S.EXACT_KEY), _cached(frame, S.SIGNATURE)
+    exact_key = (cached_keys if cached_keys is not None else _exact_keys(col)).to_numpy()
     heads = np.empty(0, dtype=np.int64)
     if config.enabled and n:
         act = np.flatnonzero(active_mask)
@@ -276,7 +305,12 @@ def cluster_documents(
         # 2. MinHash LSH over one member of each long-enough exact group, then verification
         heads = heads[words[heads] >= config.min_words]
         t0 = time.perf_counter()
-        sig = signatures_of(col, config, threads, heads) if len(heads) else np.empty((0, config.num_perm), np.uint32)
+        if not len(heads):
+            sig = np.empty((0, config.num_perm), np.uint32)
+        elif cached_sig is not None and cached_sig.dtype == pl.Array(pl.UInt32, config.num_perm):
+            sig = cached_sig.gather(heads).to_numpy()
+        else:
+            sig = signatures_of(col, config, threads, heads)
         timings["signature_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cands = lsh_pairs(sig, config.bands, config.rows, max_bucket=config.max_bucket, threads=threads)
@@ -335,7 +369,7 @@ def cluster_documents(
         S.DUP_KIND: (copies, kinds),
         S.KEPT_ROW: (at_, rows[rep_].tolist()),
     }
-    out = frame.with_columns([
+    out = frame.drop(S.EXACT_KEY, S.SIGNATURE, strict=False).with_columns([
         pl.repeat(None, n, dtype=dtype, eager=True).alias(name).scatter(values[name][0], pl.Series(values[name][1], dtype=dtype))
         for name, dtype in CLUSTER_COLUMNS.items()
     ])

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from . import schema as S
-from .cluster import cluster_documents
+from .cluster import cluster_documents, cluster_inputs
 from .garble_stage import score_documents, score_passages
 from .config import PipelineConfig
 from .errors import DedupError
@@ -382,7 +382,7 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
     todo = [k for k, d in done.items() if d is None]
     if workers.count <= 1:
         for k in todo:
-            done[k] = document_stage(documents.slice(starts[k], size), config, timed=timed, progress=progress)
+            done[k] = _stage_job(documents.slice(starts[k], size), config, timed, progress, threads=0)
             checkpoints.save(k, *done[k])
     else:
         # jobs of at most a batch, several per process, so that the processes finish together
@@ -414,7 +414,8 @@ _MIN_JOB = 250  # documents per job for a worker process (fewer are not worth th
 
 def _concat(parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Documents and passages of consecutive parts of a corpus, as one."""
-    return pl.concat([d for d, _ in parts], how="vertical_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
+    # diagonal: a batch checkpointed by an older version may lack cluster_inputs' columns (nulls then)
+    return pl.concat([d for d, _ in parts], how="diagonal_relaxed"), pl.concat([p for _, p in parts], how="vertical_relaxed")
 
 
 def _stage_part(documents: pl.DataFrame, config: PipelineConfig, folder: Path, k: int, p: int):
@@ -425,10 +426,17 @@ def _stage_part(documents: pl.DataFrame, config: PipelineConfig, folder: Path, k
     import multiprocessing
 
     stats: dict[str, Any] = {}
-    docs, passages = document_stage(documents, config, timed=stage_timer(stats))
+    docs, passages = _stage_job(documents, config, stage_timer(stats), threads=1)  # a process per core runs this
     save_part(folder, k, p, docs, passages)
     frames = (docs, passages) if multiprocessing.parent_process() is None else None
     return frames, {name: block["seconds"] for name, block in stats.items()}
+
+
+def _stage_job(documents: pl.DataFrame, config: PipelineConfig, timed, progress: bool = False, *, threads: int):
+    """The document stage of a batch, and each document's inputs to the corpus stage
+    (:func:`dedup.cluster.cluster_inputs`, on ``threads`` threads), which then only links."""
+    docs, passages = document_stage(documents, config, timed=timed, progress=progress)
+    return timed("cluster", cluster_inputs, docs, config.cluster, threads), passages
 
 
 def stage_timer(stats: dict[str, Any], bar=None):

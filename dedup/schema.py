@@ -31,6 +31,10 @@ DUPLICATE_OF = "duplicate_of"
 DUP_SIMILARITY = "duplicate_similarity"
 DUP_KIND = "duplicate_kind"  # "exact" or "near"
 KEPT_ROW = "_kept_row"  # ROW of the copy its cluster kept (internal)
+# what the corpus stage computes from each document's text alone, when a job made it already
+# (cluster.cluster_inputs; cluster_documents uses and removes them)
+EXACT_KEY = "_exact_key"
+SIGNATURE = "_signature"
 
 # final
 TEXT_CLEAN = "text_clean"

@@ -9,7 +9,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from dedup import schema as S
-from dedup.cluster import DisjointSet, cluster_documents, parse_date
+from dedup.cluster import DisjointSet, cluster_documents, cluster_inputs, parse_date
 from dedup.config import ClusterConfig
 from dedup.minhash import char_shingles, fold, jaccard, lsh_pairs, shingle_hash32, signatures, word_shingles
 from dedup.normalise import normalise
@@ -160,6 +160,22 @@ def test_reuters_near_duplicates_match_brute_force(reuters_docs):
                 missed += 1
     assert strong > 100
     assert missed / strong <= 0.01
+
+
+def test_cluster_inputs_made_in_jobs_give_the_same_clusters(reuters_docs):
+    """The corpus stage given each document's exact key and signature made beforehand, in jobs of
+    any size (as the pipeline's jobs make them), returns the frame it returns computing them itself;
+    and it does read them (zeroed signatures change its candidates)."""
+    config = ClusterConfig()
+    docs = reuters_docs.with_columns(pl.lit(None, dtype=pl.String).alias(S.DROP_REASON))
+    want, want_stats = cluster_documents(docs, config)
+    parts = [cluster_inputs(docs.slice(lo, 1700), config, threads=1) for lo in range(0, docs.height, 1700)]
+    made = pl.concat(parts)
+    got, stats = cluster_documents(made, config)
+    assert got.equals(want) and stats["clusters"] == want_stats["clusters"] > 300
+    zeroed = made.with_columns(pl.Series(S.SIGNATURE, np.zeros((made.height, config.num_perm), dtype=np.uint32)))
+    _, odd = cluster_documents(zeroed, config, threads=1)
+    assert odd["candidates"] != want_stats["candidates"]
 
 
 def test_cluster_result_independent_of_order(reuters_docs):
