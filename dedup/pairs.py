@@ -121,8 +121,10 @@ def names_agree(a: str, b: str, min_containment: float) -> bool:
     return _contained(names(a), names(b), min_containment, close)
 
 
-def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.ndarray, list[str]]:
-    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``), and the folded texts.
+def candidate_pairs(passages: pl.DataFrame, config: PairsConfig,
+                    eligible: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Candidate pairs as row indices into ``passages`` (same document, ``i < j``), and the folded texts
+    (``eligible``: :func:`_eligible` of the passages, when already known).
 
     A document with at most ``exact_max_passages`` eligible passages has every pair of them looked
     at, except those whose lengths already fail ``min_length_ratio`` (a verbatim copy has its
@@ -131,7 +133,7 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
     neighbouring eligible passages are always candidates: a caption's paraphrase follows it.
     """
     folded = fold_all(passages[S.P_TEXT], threads=1)  # one thread: a worker process per core runs this
-    idx = np.flatnonzero(_eligible(passages, config))
+    idx = np.flatnonzero(_eligible(passages, config) if eligible is None else eligible)
     rows = passages[S.ROW].to_numpy()[idx]
     doc_start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(idx) else np.empty(0, dtype=np.int64)
     size = np.diff(np.r_[doc_start, len(idx)])
@@ -151,8 +153,9 @@ def candidate_pairs(passages: pl.DataFrame, config: PairsConfig) -> tuple[np.nda
             lsh = big[found]
     same_doc = rows[1:] == rows[:-1]
     neighbours = np.column_stack([np.arange(len(idx) - 1)[same_doc], np.arange(1, len(idx))[same_doc]])
-    both = np.unique(np.vstack([exact, lsh.reshape(-1, 2), neighbours.reshape(-1, 2)]), axis=0)
-    return idx[both], folded
+    every = np.vstack([exact, lsh.reshape(-1, 2), neighbours.reshape(-1, 2)])
+    key = np.unique(every[:, 0] * max(1, len(idx)) + every[:, 1])  # sorted, distinct (i, j) as one number
+    return idx[np.column_stack([key // max(1, len(idx)), key % max(1, len(idx))])], folded
 
 
 def _later_pairs(rank: np.ndarray, size_of: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -189,21 +192,24 @@ def _document_batches(rows: np.ndarray, size: int, chars: np.ndarray | None = No
     return spans
 
 
-def _assign_pairs(passages: pl.DataFrame, config: PairsConfig) -> dict[int, tuple]:
-    """Verify the candidates of one batch and give each passage at most one partner.
+def _assign_pairs(passages: pl.DataFrame, config: PairsConfig, eligible: np.ndarray) -> dict[int, tuple]:
+    """Verify the candidates of one batch (``eligible``: :func:`_eligible` of its passages) and give
+    each passage at most one partner.
 
     Returns ``{position: (partner index, pair kind, role, similarity, jaccard)}`` for paired passages.
     """
-    cands, folded = candidate_pairs(passages, config)
+    cands, folded = candidate_pairs(passages, config, eligible)
     texts = passages[S.P_TEXT].to_list()
     index = passages[S.P_INDEX].to_numpy()
-    eligible_pos = _neighbour_rank(passages, config)
+    eligible_pos = _neighbour_rank(passages, eligible)
     if not len(cands):
         return {}
     first, second = cands[:, 0], cands[:, 1]
     near = eligible_pos[second] - eligible_pos[first] == 1  # neighbours: a caption pair, else a repeat
-    verbatim = np.array([folded[i] == folded[j] for i, j in cands.tolist()])
     lengths = np.fromiter(map(len, folded), dtype=np.int64, count=len(folded))
+    verbatim = np.zeros(len(cands), dtype=bool)
+    same_length = np.flatnonzero(lengths[first] == lengths[second])  # only these can be the same text
+    verbatim[same_length] = [folded[i] == folded[j] for i, j in cands[same_length].tolist()]
     short, long = np.minimum(lengths[first], lengths[second]), np.maximum(lengths[first], lengths[second])
     min_sim = np.where(near, config.caption_similarity, config.repeat_similarity)
     # verbatim passes alone; anything else must pass every check: the batched ones first
@@ -271,11 +277,11 @@ def find_pairs(passages: pl.DataFrame, config: PairsConfig | None = None) -> pl.
     jac: list[float | None] = [None] * n
     if config.enabled and n:
         chars = passages[S.P_TEXT].str.len_chars().fill_null(0).to_numpy()
+        eligible = _eligible(passages, config)  # per document, so the same in any batch of whole documents
         for lo, hi in _document_batches(passages[S.ROW].to_numpy(), config.batch_passages, chars, config.batch_chars):
-            batch = passages.slice(lo, hi - lo)
-            if not _eligible(batch, config).any():
+            if not eligible[lo:hi].any():
                 continue
-            for k, value in _assign_pairs(batch, config).items():
+            for k, value in _assign_pairs(passages.slice(lo, hi - lo), config, eligible[lo:hi]).items():
                 for target, v in zip((partner, kind, role, sim, jac), value):
                     target[lo + k] = v
     action, reason = [], []
@@ -303,9 +309,9 @@ def _eligible(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
     return passages.select(ok & (ok.sum().over(S.ROW) >= 2)).to_series().to_numpy()
 
 
-def _neighbour_rank(passages: pl.DataFrame, config: PairsConfig) -> np.ndarray:
-    """Position of each passage among the eligible passages of its document (fragments skipped)."""
-    rank = np.cumsum(_eligible(passages, config)) - 1
+def _neighbour_rank(passages: pl.DataFrame, eligible: np.ndarray) -> np.ndarray:
+    """Position of each passage among the ``eligible`` passages of its document (fragments skipped)."""
+    rank = np.cumsum(eligible) - 1
     rows = passages[S.ROW].to_numpy()
     # different documents must never look like neighbours: offset each document's ranks apart
     doc_break = np.r_[0, np.cumsum(rows[1:] != rows[:-1])]
