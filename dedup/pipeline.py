@@ -96,12 +96,17 @@ class Result:
         (out / "stats.json").unlink(missing_ok=True)
         remove_stale(out)
         outputs = output_files(out, fmt or self.config.output.format, self.input_format)
-        for name, frame in self.output_frames().items():
-            path, file_fmt = outputs[name]
-            write_frame(frame, path, file_fmt)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # polars writes without the GIL: the files are written side by side, the report made meanwhile
+        with ThreadPoolExecutor(2) as pool:
+            writes = [pool.submit(write_frame, frame, *outputs[name]) for name, frame in self.output_frames().items()]
+            report = self.report()
+            for w in writes:
+                w.result()
         paths = {name: path for name, (path, _) in outputs.items()}
         paths.update(stats=out / "stats.json", report=out / "report.md")
-        write_text(paths["report"], self.report())
+        write_text(paths["report"], report)
         write_text(paths["stats"], json.dumps(self.stats, indent=2, sort_keys=True) + "\n")
         return paths
 
