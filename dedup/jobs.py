@@ -32,10 +32,10 @@ def cpu_threads(requested: int = 0) -> int:
 JOBS_PER_PROCESS = 8  # work is cut into about this many jobs per process, so that all finish together
 
 
-def job_size(items: int, processes: int, least: int, most: int | None = None) -> int:
-    """Items per job: about :data:`JOBS_PER_PROCESS` jobs for each of ``processes``, but at least
-    ``least`` items (smaller jobs are not worth the pickling) and at most ``most``."""
-    size = max(least, -(-items // (JOBS_PER_PROCESS * max(1, processes))))
+def job_size(items: int, processes: int, least: int, most: int | None = None, per_process: int = JOBS_PER_PROCESS) -> int:
+    """Items per job: about ``per_process`` jobs for each of ``processes``, but at least ``least``
+    items (smaller jobs are not worth the pickling) and at most ``most``."""
+    size = max(least, -(-items // (per_process * max(1, processes))))
     return size if most is None else min(most, size)
 
 

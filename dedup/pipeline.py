@@ -393,7 +393,8 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
         # jobs of at most a batch, several per process, so that the processes finish together
         # (an empty corpus is one empty batch, and one job). Each job saves its part of the batch
         # itself: writing it costs a worker less than sending it back through the pool's pipe.
-        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size)
+        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size,
+                        per_process=_DOC_JOBS_PER_PROCESS)
         jobs = [(k, lo, min(lo + step, starts[k] + size, documents.height)) for k in todo
                 for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
         part_of = [sum(1 for j, *_ in jobs[:i] if j == k) for i, (k, *_) in enumerate(jobs)]
@@ -415,6 +416,9 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
 
 
 _MIN_JOB = 250  # documents per job for a worker process (fewer are not worth the pickling)
+# about two jobs per process (a job is still at most a batch): each document-stage call and each part
+# it saves has a fixed cost, and on Reuters dev two per process beat eight by 0.1 s and three by 0.03 s
+_DOC_JOBS_PER_PROCESS = 2
 
 
 def _concat(parts: list[tuple[pl.DataFrame, pl.DataFrame]]) -> tuple[pl.DataFrame, pl.DataFrame]:
