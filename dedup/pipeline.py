@@ -327,7 +327,7 @@ class Checkpoints:
     def read(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The documents and passages of finished batch ``k``."""
         parts = json.loads(self.path("batch", k, "json").read_text(encoding="utf-8"))["parts"]
-        return _concat([tuple(pl.read_parquet(f) for f in part_files(self.folder, k, p)) for p in range(parts)])
+        return _concat([read_part(self.folder, k, p) for p in range(parts)])
 
     def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
         """Save a batch in one part; ``extra`` maps file names (``"keys-000003.parquet"``) to writers
@@ -350,6 +350,12 @@ class Checkpoints:
 def part_files(folder: Path, k: int, p: int) -> tuple[Path, Path]:
     """The documents and passages files of part ``p`` of batch ``k``."""
     return folder / f"docs-{k:06d}-{p:03d}.parquet", folder / f"passages-{k:06d}-{p:03d}.parquet"
+
+
+def read_part(folder: Path, k: int, p: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The documents and passages of part ``p`` of batch ``k``."""
+    docs, passages = part_files(folder, k, p)
+    return pl.read_parquet(docs), pl.read_parquet(passages)
 
 
 def save_part(folder: Path, k: int, p: int, docs: pl.DataFrame, passages: pl.DataFrame) -> None:
@@ -395,19 +401,17 @@ def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkp
         # itself: writing it costs a worker less than sending it back through the pool's pipe.
         step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size,
                         per_process=_DOC_JOBS_PER_PROCESS)
-        jobs = [(k, lo, min(lo + step, starts[k] + size, documents.height)) for k in todo
-                for lo in range(starts[k], max(starts[k] + 1, min(starts[k] + size, documents.height)), step)]
-        part_of = [sum(1 for j, *_ in jobs[:i] if j == k) for i, (k, *_) in enumerate(jobs)]
-        pieces = {k: sum(1 for j, *_ in jobs if j == k) for k in todo}  # jobs per batch
+        ends = {k: min(starts[k] + size, documents.height) for k in todo}
+        pieces = {k: max(1, -(-(ends[k] - starts[k]) // step)) for k in todo}  # jobs (parts) per batch
+        jobs = [(k, p, starts[k] + p * step, min(starts[k] + (p + 1) * step, ends[k])) for k in todo for p in range(pieces[k])]
         parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
         for i, (frames, seconds) in workers.run(
-            _stage_part, [(documents.slice(lo, hi - lo), config, checkpoints.folder, k, part_of[i])
-                          for i, (k, lo, hi) in enumerate(jobs)]
+            _stage_part, [(documents.slice(lo, hi - lo), config, checkpoints.folder, k, p) for k, p, lo, hi in jobs]
         ):
             for name, value in seconds.items():
                 timed.add(name, value)
-            k = jobs[i][0]
-            parts[k][part_of[i]] = frames or tuple(pl.read_parquet(f) for f in part_files(checkpoints.folder, k, part_of[i]))
+            k, p = jobs[i][:2]
+            parts[k][p] = frames or read_part(checkpoints.folder, k, p)
             if len(parts[k]) == pieces[k]:  # the batch is whole
                 checkpoints.finish(k, pieces[k])
                 batch = parts.pop(k)
