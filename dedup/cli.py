@@ -279,6 +279,26 @@ def cmd_score(args) -> int:
     return 0
 
 
+def entry() -> None:
+    """The ``dedup`` command and ``python -m dedup``: :func:`main`, then exit at once, without the
+    interpreter's teardown (freeing every module's objects and polars' pools: about 0.1 s after a
+    clean of Reuters dev). When main returns, every output is written, closed and in place, and the
+    workers are stopped; the standard streams are flushed and the exit handlers run (multiprocessing's
+    among them) before the process ends with main's status. Callers in Python (the tests) use
+    :func:`main`, which returns."""
+    import atexit
+    import os
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (``dedup ... | head``)
+        code = code or 1
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

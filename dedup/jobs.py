@@ -87,12 +87,20 @@ class Workers:
         return shared(fn, jobs, self.pool(len(jobs)), self.count - 1)
 
     def close(self) -> None:
-        """Stop the pool without waiting for its processes to exit: a worker takes a quarter of a
-        second to tear down (measured on Reuters dev), which it spends while this process writes
-        the outputs; the interpreter joins it at exit."""
+        """Stop the pool and its processes now, without letting them tear down: a run closes its
+        workers once every result is back (or on an error), so nothing of theirs is lost, and an
+        interpreter's teardown kept ``dedup clean`` waiting about 0.15 s at exit after the outputs
+        were written (Reuters dev). A job cut short leaves at most a temporary file in the work
+        folder (parts are written atomically)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if hasattr(pool, "terminate_workers"):  # Python 3.14
+                pool.terminate_workers()
+                return
+            processes = list((getattr(pool, "_processes", None) or {}).values())  # what it terminates
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
 
 
 WARM_BYTES = 1 << 20  # an input this large is shared out; a smaller one may not need the workers at all

@@ -270,3 +270,35 @@ def test_the_command_line_reads_its_arguments_before_importing_the_stages():
             "import dedup.normalise, dedup; print(dedup.normalise.__name__, callable(dedup.segment), dedup.clean.__module__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert proc.stdout.splitlines() == ["[]", "normalise True dedup.pipeline"]
+
+
+def test_the_command_stops_its_workers_and_exits_with_its_status(tmp_path):
+    """``dedup clean`` on two processes ends as soon as its outputs are written: it stops its worker
+    and skips the interpreter's teardown, yet every output is complete, nothing is printed but the
+    summary (no warning about leaked resources), no process of the run is left behind, and stdout
+    written just before the exit arrives (``dedup score --json``)."""
+    src = reuters_head(tmp_path, 2000)
+    assert src.stat().st_size >= (1 << 20)  # large enough that the workers start
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "--set", "engine.processes=2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert stdout == b"" and stderr.decode().startswith("2000 records: ") and len(stderr.splitlines()) == 1, stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["result"]["kept"] + stats["result"]["dropped"] == 2000
+    assert pl.read_ndjson(out / "cleaned.jsonl").height == stats["result"]["kept"]
+    assert not (out / ".dedup-work").exists()
+    deadline = time.time() + 30
+    while time.time() < deadline:  # the run's session: its workers, stopped, are gone in moments
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a process of the run outlived it")
+    score = _cli("score", "--original", "They will speak by phone on Tuesday", "--rewrite", "The two will meet by phone Tuesday", "--json")
+    assert score.returncode == 0 and json.loads(score.stdout)["garble_label"] == "garbled"
+    bad = _cli("clean", tmp_path / "missing.jsonl", "-o", tmp_path / "x")
+    assert bad.returncode == 1 and bad.stderr.startswith(b"dedup error: ")
