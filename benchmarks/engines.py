@@ -20,7 +20,6 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -62,24 +61,26 @@ def run_once(engine: str, corpus: Path, out: Path, master: str) -> dict:
             "phase_seconds": stats.get("engine", {}).get("phase_seconds")}
 
 
-def wrapped(cmd: list[str], cores: int | None = None) -> dict:
+def wrapped(cmd: list[str], cores: int | None = None, cwd: Path | None = ROOT) -> dict:
     """Run ``cmd`` in a fresh wrapper process (so that its children's peak RSS is this run's alone),
-    pinned to ``cores`` CPUs if given; its wall seconds and the peak RSS of its process tree."""
+    pinned to ``cores`` CPUs if given: its wall seconds, from its start until it exits (timed by the
+    wrapper, so neither the wrapper's own start nor its pipes count), and the peak RSS of its process
+    tree. It runs in ``cwd`` (None: this process's). A failed command stops the benchmark with its stderr."""
     env, pin = pinned(cores)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, cwd=cwd, env=env,
                           preexec_fn=pin)
-    seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mb": int(proc.stdout.strip().splitlines()[-1]) / 1024}
+    peak_kib, seconds = proc.stdout.split()[-2:]
+    return {"seconds": float(seconds), "peak_rss_mb": int(peak_kib) / 1024}
 
 
-# Runs the command and prints the peak, over time, of the RSS summed over its whole process tree
-# (for Spark: the driver, its JVM with the local executors, the Python workers), sampled every 0.2 s
-# from /proc; the kernel's own peak of the largest waited-for process is the floor.
+# Runs the command, waits for it to exit, and prints the peak, over time, of the RSS summed over its
+# whole process tree (for Spark: the driver, its JVM with the local executors, the Python workers),
+# sampled every 0.2 s from /proc on a thread (the kernel's own peak of the largest waited-for process
+# is the floor), then the seconds from its start to its exit.
 _WRAP = """
-import os, resource, subprocess, sys, time
+import os, resource, subprocess, sys, threading, time
 def tree_rss(root):
     kids, rss = {}, {}
     for pid in os.listdir('/proc'):
@@ -98,13 +99,18 @@ def tree_rss(root):
         total += rss.get(p, 0)
         todo += kids.get(p, [])
     return total
+def sample():
+    while True:
+        peak[0] = max(peak[0], tree_rss(proc.pid))
+        time.sleep(0.2)
+peak = [0]
+t0 = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-peak = 0
-while proc.poll() is None:
-    peak = max(peak, tree_rss(proc.pid))
-    time.sleep(0.2)
-print(max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(proc.returncode)
+threading.Thread(target=sample, daemon=True).start()
+code = proc.wait()
+seconds = time.perf_counter() - t0
+print(max(peak[0], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), seconds)
+sys.exit(code)
 """
 
 

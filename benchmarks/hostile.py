@@ -14,12 +14,10 @@ import argparse
 import datetime as dt
 import gzip
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .engines import _WRAP, REUTERS
+from .engines import REUTERS, wrapped
 from .run import _commit
 
 HERE = Path(__file__).resolve().parent
@@ -49,16 +47,13 @@ def main(argv=None) -> int:
     src = huge_document(args.mb, args.cache)
     out = args.cache / "hostile-out"
     cmd = [sys.executable, "-m", "dedup", "clean", str(src), "-o", str(out), "-q"]
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(proc.stderr[-3000:])
+    run = wrapped(cmd, cwd=None)
+    seconds = run["seconds"]
     stats = json.loads((out / "stats.json").read_text())
     res = {
         "date": dt.date.today().isoformat(), "commit": _commit(), "command": f"python -m benchmarks.hostile --mb {args.mb}",
         "document_chars": src.stat().st_size, "seconds": round(seconds, 1),
-        "peak_rss_mb": round(int(proc.stdout.strip().splitlines()[-1]) / 1024), "result": stats["result"],
+        "peak_rss_mb": round(run["peak_rss_mb"]), "result": stats["result"],
         "passages": stats["segment"]["passages"], "pairs": {k: v for k, v in stats["pairs"].items() if k != "seconds"},
         "stage_seconds": {k: stats[k]["seconds"] for k in ("normalise", "segment", "pairs", "garble", "cluster", "output")},
     }

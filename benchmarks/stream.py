@@ -17,15 +17,13 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
 
 from .corpus import news_file
-from .engines import _WRAP, REUTERS
+from .engines import REUTERS, wrapped
 from .run import _commit
 
 HERE = Path(__file__).resolve().parent
@@ -38,14 +36,10 @@ def run(corpus: Path, out: Path, budget: str | None, garble: bool) -> dict:
         cmd += ["--memory-budget", budget]
     if not garble:
         cmd += ["--set", "garble.enabled=false"]
-    t0 = time.perf_counter()
     # a small wrapper process per run: its children's peak is this run's alone (Linux keeps a
     # process's peak across exec, so a child of this larger process would report ours)
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    peak_kib = int(proc.stdout.strip().splitlines()[-1])
+    run = wrapped(cmd, cwd=None)
+    seconds, peak_kib = run["seconds"], run["peak_rss_mb"] * 1024
     stats = json.loads((out / "stats.json").read_text())
     eng = stats.get("engine", {})
     return {
