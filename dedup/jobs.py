@@ -91,16 +91,14 @@ class Workers:
         workers once every result is back (or on an error), so nothing of theirs is lost, and an
         interpreter's teardown kept ``dedup clean`` waiting about 0.15 s at exit after the outputs
         were written (Reuters dev). A job cut short leaves at most a temporary file in the work
-        folder (parts are written atomically)."""
+        folder (parts are written atomically). The pool's own thread is then joined, so that its
+        queues are closed (and their semaphores released) before this process goes on to exit."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            if hasattr(pool, "terminate_workers"):  # Python 3.14
-                pool.terminate_workers()
-                return
-            processes = list((getattr(pool, "_processes", None) or {}).values())  # what it terminates
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
+            # the pool's processes (Python 3.14's pool.terminate_workers() does the same)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 WARM_BYTES = 1 << 20  # an input this large is shared out; a smaller one may not need the workers at all
