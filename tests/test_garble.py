@@ -324,14 +324,25 @@ def test_tokens_equal_their_definition(seed_text):
 
 
 def test_zipf_equals_wordfreq_on_a_corpus_vocabulary(seed_text):
-    # the direct table lookup for lower-case ASCII words must give wordfreq's own answer
-    from wordfreq import zipf_frequency
+    # the direct table lookup (lower-case ASCII words, apostrophes inside split as wordfreq's tokenizer
+    # splits them) must give wordfreq's own answer: on a corpus's words, on every such word of the
+    # table, and on made-up words where one or two letters and an apostrophe come before a vowel or h
+    import random
+
+    from wordfreq import get_frequency_dict, zipf_frequency
 
     texts = [seed_text] + (pl.read_ndjson(REUTERS).head(3000)["text"].to_list() if REUTERS.exists() else [])
-    words = {t.low for text in texts for t in G.tokens(text)} | {"zzzqx", "a", "the", "don't", "naïve"}
+    words = {t.low for text in texts for t in G.tokens(text)} | {"zzzqx", "a", "the", "don't", "naïve", "o'hare", "qu'il"}
+    table = get_frequency_dict("en")
+    assert G._english_buckets().keys() == table.keys()
+    words |= {w for w in table if "'" in w and G._APOSTROPHE_WORD.fullmatch(w)}
+    rnd = random.Random(0)
+    words |= {"'".join("".join(rnd.choice("abdehiloqtuy") for _ in range(rnd.randint(1, 3))) for _ in range(rnd.randint(2, 4)))
+              for _ in range(3000)}
     G.zipf.cache_clear()
-    assert len(words) > (20_000 if REUTERS.exists() else 500)
+    assert len(words) > (35_000 if REUTERS.exists() else 20_000)
     assert {w: G.zipf(w) for w in words} == {w: zipf_frequency(w, "en") for w in words}
+    assert G._wordfreq_tokens("d'america") == ["d", "america"] and G.zipf("o'hare") > 0
 
 
 def test_near_duplicates_scored_on_worker_processes_as_in_one(reuters_result):
