@@ -44,7 +44,7 @@ def score_passages(passages, docs, config) -> "pl.DataFrame":
     doc_info = {
         row: (raw, an, ar, changes)
         for row, raw, an, ar, changes in docs.filter(pl.col(S.ROW).is_in(need[S.ROW].unique().implode()))
-        .select(S.ROW, S.TEXT, S.ANCHOR_NORM, S.ANCHOR_RAW, S.NORM_CHANGES).iter_rows()
+        .select(S.ROW, S.TEXT, S.ANCHOR_NORM, S.ANCHOR_RAW, _quote_repairs()).iter_rows()
     }
     rows = need.rows()
     k = 0
@@ -61,6 +61,15 @@ def score_passages(passages, docs, config) -> "pl.DataFrame":
         pl.Series(S.G_MODE, modes, dtype=pl.String),
         reasons_series(S.G_REASONS, reasons_out),
     )
+
+
+def _quote_repairs() -> pl.Expr:
+    """Each document's normaliser changes made by its quotes fixer, in order: the only ones a passage's
+    verdict reports (picked out in polars: the others never become Python objects)."""
+    from . import schema as S
+
+    change = pl.element()
+    return pl.col(S.NORM_CHANGES).list.eval(change.filter(change.struct.field("fixer") == "quotes"))
 
 
 def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
@@ -85,7 +94,7 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
 
     caps = {index: capitals(w) for index, w in ws.items()}
     ctx = Context.from_capitals(caps.values(), list(texts.values()))
-    glued = [c for c in (changes or []) if c["fixer"] == "quotes"]
+    glued = changes or []  # the quote repairs alone (_quote_repairs)
     for i, (_, index, text, role, partner, kind, start, n_words) in enumerate(rows):
         if kind == "fragment" or (n_words or 0) < config.min_words:
             continue
