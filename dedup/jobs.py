@@ -1,7 +1,7 @@
 """Running independent jobs on every core: worker processes plus this one.
 
 A run on ``n`` cores starts ``n - 1`` worker processes and does a share of the jobs itself, instead of
-starting ``n`` workers and waiting: a spawned worker costs about 0.7 s of CPU before its first job
+starting ``n`` workers and waiting: a spawned worker costs about 0.6 s of CPU before its first job
 (imports and wordfreq's table; measured on Reuters dev), which the process that is already running
 has paid. When the input is large enough to be shared out, the workers start before it is read
 (:meth:`Workers.for_input`), so that their start-up overlaps the read and this process's imports.
