@@ -38,12 +38,12 @@ import json
 import math
 import re
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from itertools import compress, filterfalse
-from operator import eq, itemgetter
+from operator import attrgetter, eq, itemgetter
 from pathlib import Path
 from typing import Iterable
 
@@ -656,16 +656,19 @@ def _next_is_number(toks: list[Token], i: int) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _aligned_position(o_toks: list[Token], r_toks: list[Token], r_text: str) -> list[int]:
-    """For each original token, where in the rewrite its counterpart is (or would be): a char offset."""
-    pos = [len(r_text)] * len(o_toks)
-    if not o_toks or not r_toks:
-        return pos if r_toks else [0] * len(o_toks)
-    for op in Levenshtein.opcodes([t.low for t in o_toks], [t.low for t in r_toks]):
-        for k in range(op.src_start, op.src_end):
-            j = min(op.dest_start + (k - op.src_start), max(op.dest_start, op.dest_end - 1))
-            pos[k] = r_toks[j].start if j < len(r_toks) else len(r_text)
-    return pos
+def _aligned_positions(o_toks: list[Token], r_toks: list[Token], r_text: str, wanted: Iterable[int]) -> dict[int, int]:
+    """For each ``wanted`` original token (by index), where in the rewrite its counterpart is (or
+    would be): a char offset, from the token alignment (the few tokens asked for, not all)."""
+    if not r_toks:
+        return dict.fromkeys(wanted, 0)
+    ops = [op for op in Levenshtein.opcodes([t.low for t in o_toks], [t.low for t in r_toks]) if op.src_end > op.src_start]
+    starts = [op.src_start for op in ops]  # the ops that cover original tokens cover each once, in order
+    out = {}
+    for k in wanted:
+        op = ops[bisect_right(starts, k) - 1]
+        j = min(op.dest_start + (k - op.src_start), max(op.dest_start, op.dest_end - 1))
+        out[k] = r_toks[j].start if j < len(r_toks) else len(r_text)
+    return out
 
 
 def paired_reasons(original: str, rewrite: str, context: Context | None = None, *,
@@ -714,10 +717,15 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None, 
 def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[Reason]:
     """A loss ("the original's 'Monday' is left out") has no text in the rewrite; give it the empty span
     where the lost words would have stood, from the token alignment."""
-    if not any(r.start == r.end and r.orig_start is not None for r in reasons):
+    index: dict[int, int] = {}  # a loss's original start -> the original token that starts there
+    for r in reasons:
+        if r.start == r.end and r.orig_start is not None:
+            k = bisect_left(o_toks, r.orig_start, key=_token_start)
+            if k < len(o_toks) and o_toks[k].start == r.orig_start:
+                index[r.orig_start] = k
+    if not index:
         return reasons
-    where = _aligned_position(o_toks, r_toks, rewrite)
-    index = {t.start: k for k, t in enumerate(o_toks)}
+    where = _aligned_positions(o_toks, r_toks, rewrite, set(index.values()))
     out = []
     for r in reasons:
         if r.start == r.end and r.orig_start in index:
@@ -725,6 +733,9 @@ def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[R
             r = Reason(r.type, pos, pos, r.explanation, r.orig_start, r.orig_end)
         out.append(r)
     return out
+
+
+_token_start = attrgetter("start")
 
 
 def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float = 0.0) -> list[tuple[list[Token], list[Token]]]:
