@@ -431,7 +431,9 @@ def _english_buckets() -> dict[str, int]:
     import msgpack
 
     spec = find_spec("wordfreq")
-    data = Path(next(iter(spec.submodule_search_locations or []), "")) / "data"
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("wordfreq is not installed; pip install 'wordfreq>=3.0'")
+    data = Path(spec.submodule_search_locations[0]) / "data"
     path = next((p for p in (data / "large_en.msgpack.gz", data / "small_en.msgpack.gz") if p.exists()), None)
     if path is None:
         raise RuntimeError(f"wordfreq's English word list is missing from {data}; reinstall wordfreq")
