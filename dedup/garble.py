@@ -505,36 +505,48 @@ def _number_value(tok: Token) -> str:
 
 class _Support:
     """What an original states, in the forms a faithful rewrite may use. The word forms behind
-    :meth:`has` are made on the first word that is not in the text as it stands (near copies of a
-    long text ask about a handful of words, many short pairs about none)."""
+    :meth:`has` are made for one initial at a time, on the first word asked about with that
+    initial that is not in the text as it stands (near copies of a long text ask about a handful
+    of words, many short pairs about none): a word can only share a stem, a spelling variant or a
+    four-letter start with words of its own initial (stems and variants keep a word's first
+    letter; a token has no hyphen for a variant rule to drop)."""
 
     def __init__(self, toks: list[Token]):
-        self.toks = toks
         self.lows = {t.low for t in toks}
         self.numbers = {_number_value(t) for t in toks if t.number}
         self.numbers |= {_NUMBER_WORDS[low] for low in self.lows & _NUMBER_WORDS.keys()}
+        self._forms: dict[str, tuple[set[str], set[str], dict[str, list[str]]]] = {}
 
     @cached_property
-    def stems(self) -> set[str]:
-        return set(map(_stem, self.lows))  # each distinct word once (_stem is cached too)
-
-    @cached_property
-    def variants(self) -> set[str]:
-        return set(map(_variant, self.lows))
-
-    @cached_property
-    def long_words(self) -> dict[str, list[str]]:
-        """The words of four letters or more (numbers aside) by their first four letters."""
+    def _by_initial(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for w in {t.low for t in self.toks if len(t.low) >= 4 and not t.number}:
-            out.setdefault(w[:4], []).append(w)
+        for w in self.lows:
+            out.setdefault(w[0], []).append(w)
         return out
 
+    def _forms_of(self, initial: str) -> tuple[set[str], set[str], dict[str, list[str]]]:
+        """The stems and the spelling variants of the words with this initial, and those of four
+        letters or more (numbers aside) by their first four letters."""
+        forms = self._forms.get(initial)
+        if forms is None:
+            ws = self._by_initial.get(initial, [])
+            long_words: dict[str, list[str]] = {}
+            for w in ws:
+                if len(w) >= 4 and not w[0].isdigit():  # a number token's low starts with its digit
+                    long_words.setdefault(w[:4], []).append(w)
+            forms = self._forms[initial] = (set(map(_stem, ws)), set(map(_variant, ws)), long_words)
+        return forms
+
     def has(self, low: str) -> bool:
-        if low in self.lows or _stem(low) in self.stems or _variant(low) in self.variants:
+        if low in self.lows:
+            return True
+        if not low:
+            return False
+        stems, variants, long_words = self._forms_of(low[0])
+        if _stem(low) in stems or _variant(low) in variants:
             return True
         if len(low) >= 4:
-            return any(_derived(low, w) for w in self.long_words.get(low[:4], ()))
+            return any(_derived(low, w) for w in long_words.get(low[:4], ()))
         return False
 
 
