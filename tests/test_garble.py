@@ -323,6 +323,35 @@ def test_tokens_equal_their_definition(seed_text):
         assert got == _tokens_by_definition(text)
 
 
+def _has_by_definition(toks, low: str) -> bool:
+    # what _Support.has answers, by its definition over every word of the text
+    lows = {t.low for t in toks}
+    long_words = {t.low for t in toks if len(t.low) >= 4 and not t.number}
+    return (low in lows or any(G._stem(w) == G._stem(low) for w in lows) or any(G._variant(w) == G._variant(low) for w in lows)
+            or (len(low) >= 4 and any(G._derived(low, w) for w in long_words if w[:4] == low[:4])))
+
+
+def test_support_forms_made_by_initial_answer_as_the_definition(seed_text):
+    import random
+
+    texts = [seed_text, "Defence of the armoured troops; 1,000 buses stopped; llamas, our colours, organised"]
+    if REUTERS.exists():
+        texts += pl.read_ndjson(REUTERS).head(60)["text"].to_list()
+    rnd = random.Random(2)
+    vocab = sorted({t.low for text in texts for t in G.tokens(text)})
+    asked = 0
+    for text in texts:
+        toks = G.tokens(text)
+        support = G._Support(toks)
+        words = rnd.sample(vocab, min(40, len(vocab))) + ["defense", "armored", "bus", "stop", "lamas", "colors", "organize",
+                                                          "crimean", "landing", "x", ""]
+        words += [w + end for w in rnd.sample(vocab, 10) for end in ("s", "ed", "ing", "n", "ise")]
+        for w in words:
+            assert support.has(w) == _has_by_definition(toks, w), (w, text[:60])
+            asked += 1
+    assert asked > 500
+
+
 def test_zipf_equals_wordfreq_on_a_corpus_vocabulary(seed_text):
     # the direct table lookup (lower-case ASCII words, apostrophes inside split as wordfreq's tokenizer
     # splits them) must give wordfreq's own answer: on a corpus's words, on every such word of the
