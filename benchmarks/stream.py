@@ -38,12 +38,11 @@ def run(corpus: Path, out: Path, budget: str | None, garble: bool) -> dict:
         cmd += ["--set", "garble.enabled=false"]
     # a small wrapper process per run: its children's peak is this run's alone (Linux keeps a
     # process's peak across exec, so a child of this larger process would report ours)
-    run = wrapped(cmd, cwd=None)
-    seconds, peak_kib = run["seconds"], run["peak_rss_mb"] * 1024
+    timed = wrapped(cmd, cwd=None)  # its peak_rss_mb counts MiB; this report counts MB
     stats = json.loads((out / "stats.json").read_text())
     eng = stats.get("engine", {})
     return {
-        "budget": budget or "none (in memory)", "seconds": round(seconds, 1), "peak_rss_mb": round(peak_kib * 1024 / 1e6, 1),
+        "budget": budget or "none (in memory)", "seconds": round(timed["seconds"], 1), "peak_rss_mb": round(timed["peak_rss_mb"] * 2**20 / 1e6, 1),
         "base_rss_mb": round(eng["base_rss_bytes"] / 1e6, 1) if eng else None,
         "data_peak_mb": round(eng["data_peak_bytes"] / 1e6, 1) if eng else None,
         "data_peak_mb_by_pass": {k: round(v / 1e6, 1) for k, v in eng.get("data_peak_bytes_by_pass", {}).items()},
