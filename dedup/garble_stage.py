@@ -42,8 +42,8 @@ def score_passages(passages, docs, config) -> "pl.DataFrame":
     reasons_out: list[list[dict]] = [[] for _ in range(n)]
     need = passages.select(S.ROW, S.P_INDEX, S.P_TEXT, S.P_ROLE, S.P_PARTNER, S.P_KIND, S.P_NORM_START, S.P_WORDS)
     doc_info = {
-        row: (raw, an, ar, changes)
-        for row, raw, an, ar, changes in docs.filter(pl.col(S.ROW).is_in(need[S.ROW].unique().implode()))
+        row: (raw, an, ar, repairs)
+        for row, raw, an, ar, repairs in docs.filter(pl.col(S.ROW).is_in(need[S.ROW].unique().implode()))
         .select(S.ROW, S.TEXT, S.ANCHOR_NORM, S.ANCHOR_RAW, _quote_repairs()).iter_rows()
     }
     rows = need.rows()
@@ -80,7 +80,7 @@ def reasons_series(name: str, reasons_out: list[list[dict]]) -> "pl.Series":
 def _score_document(rows, offset, info, config, scores, labels, modes, reasons_out, map_offsets) -> None:
     import numpy as np
 
-    raw, anchor_norm, anchor_raw, changes = info
+    raw, anchor_norm, anchor_raw, repairs = info
     anchor_norm, anchor_raw = np.asarray(anchor_norm, dtype=np.int64), np.asarray(anchor_raw, dtype=np.int64)  # once per document
     texts = {r[1]: r[2] for r in rows}
     norm_start = {r[1]: r[6] for r in rows}
@@ -94,7 +94,7 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
 
     caps = {index: capitals(w) for index, w in ws.items()}
     ctx = Context.from_capitals(caps.values(), list(texts.values()))
-    glued = changes or []  # the quote repairs alone (_quote_repairs)
+    repairs = repairs or []  # the quotes fixer's changes alone (_quote_repairs)
     for i, (_, index, text, role, partner, kind, start, n_words) in enumerate(rows):
         if kind == "fragment" or (n_words or 0) < config.min_words:
             continue
@@ -104,13 +104,13 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
         elif config.unpaired:
             p_raw = (
                 (int(map_offsets(anchor_norm, anchor_raw, start)), int(map_offsets(anchor_norm, anchor_raw, start + len(text))))
-                if glued else (0, 0)
+                if repairs else (0, 0)
             )
             extra = [
                 Reason("quote_repaired", 0, 0, f"a glued, stray or mismatched quote mark in the raw text: '{c['before']}' "
                        f"was repaired as '{c['after']}'",
                        c["raw_start"], c["raw_end"])
-                for c in glued if p_raw[0] <= c["raw_start"] < p_raw[1]
+                for c in repairs if p_raw[0] <= c["raw_start"] < p_raw[1]
             ]
             v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
                            ws=ws[index], caps=caps[index])
