@@ -313,14 +313,20 @@ def _tokens_by_definition(text: str) -> list[tuple]:
 
 
 def test_tokens_equal_their_definition(seed_text):
-    # the fast path lower-cases a text once and slices it; İ (longer in lower case) and a Greek
-    # capital sigma (final or not, by what follows) must fall back to word-by-word lower-casing
-    texts = [seed_text, "İstanbul’s mayor. ΟΔΟΣ.Α and ΟΔΟΣ Α; Ukraine’s troops, ‘Biden’ (Jiménez) 1,000th"]
+    # each word is lower-cased on its own (low_of): İ (longer in lower case) and a Greek capital
+    # sigma (final or not, by what follows) as the definition has them
+    # tokens come from one findall of (gap, token) pairs: the gap must stop where a token starts
+    # (underscores and ² are the edges of \w), in ASCII texts and in others
+    texts = [seed_text, "İstanbul’s mayor. ΟΔΟΣ.Α and ΟΔΟΣ Α; Ukraine’s troops, ‘Biden’ (Jiménez) 1,000th", "", "  ",
+             "_x_ 1,000th 3.5bn 2nd ²³ naïve o'neill __init__ “Kyiv.” (Biden) — Putin", "ŞIŞLI\u00a0said\tit’s ‘off’. 12:30",
+             "_Ä_ 9_9 x² _Biden"]
     if REUTERS.exists():
-        texts += pl.read_ndjson(REUTERS).head(500)["text"].to_list()
+        texts += pl.read_ndjson(REUTERS).head(1500)["text"].to_list()
+    texts += [t.replace('"', "“", 1).replace("'", "’").replace(" ", "\u00a0", 1) for t in texts[:400]]  # not ASCII
     for text in texts:
         got = [(t.text, t.start, t.end, t.low, t.cap, t.initial, t.number) for t in G.tokens(text)]
-        assert got == _tokens_by_definition(text)
+        assert got == _tokens_by_definition(text), text[:80]
+    assert sum(not t.isascii() for t in texts) > (300 if REUTERS.exists() else 3)
 
 
 def _has_by_definition(toks, low: str) -> bool:
@@ -499,3 +505,40 @@ def test_ascii_token_pattern_is_the_unicode_one_on_ascii_generated(text):
 
 def test_ascii_token_pattern_is_the_unicode_one_on_reuters():
     _assert_ascii_pattern_exact(pl.read_ndjson(need(REUTERS)).head(3000)["text"].to_list())
+
+
+def test_nearly_in_answers_as_partial_ratio(seed_text):
+    # the quote check's shortcut (a substring, or one stretch of the original already scoring 90)
+    # must give partial_ratio's own answer: on stretches of real stories with words changed, dropped
+    # or swapped in, as a near copy's quotation has them, and on stretches from another story
+    import random
+
+    from rapidfuzz import fuzz
+
+    from dedup.minhash import fold
+
+    texts = [seed_text] + (pl.read_ndjson(REUTERS).head(400)["text"].to_list() if REUTERS.exists() else [])
+    folded = [fold(t) for t in texts if len(fold(t)) > 120]
+    rnd = random.Random(4)
+    answers = {True: 0, False: 0}
+    shortcut = 0
+    for _ in range(3000):
+        hay = rnd.choice(folded)
+        src = hay if rnd.random() < 0.8 else rnd.choice(folded)
+        words = src.split()
+        lo = rnd.randrange(len(words))
+        stretch = words[lo : lo + rnd.randint(3, 70)]
+        for _ in range(rnd.choice((0, 1, 2, 4, 8))):
+            if not stretch:
+                break
+            k = rnd.randrange(len(stretch))
+            stretch[k : k + 1] = rnd.choice(([], [rnd.choice(words)], [stretch[k], rnd.choice(words)]))
+        needle = " ".join(stretch)
+        if not needle:
+            continue
+        expected = fuzz.partial_ratio(needle, hay) >= 90
+        assert G._nearly_in(needle, hay) == expected, (needle, hay[:80])
+        answers[expected] += 1
+        shortcut += expected and needle not in hay and len(needle) > 64
+    assert min(answers.values()) > 300 and shortcut > 100, (answers, shortcut)
+
