@@ -51,13 +51,13 @@ def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
     }
     # round robin, so that a machine that slows down or speeds up over minutes weighs on every run alike
     got: dict[str, list[dict]] = {name: [] for name in runs}
-    stage_seconds: dict[str, dict] = {}
     for _ in range(repeats):
         for name, (cmd, cores) in runs.items():
-            got[name].append(wrapped(cmd, cores))
+            timed = wrapped(cmd, cores)
             if name.startswith("dedup"):
                 stats = json.loads((out / "stats.json").read_text())
-                stage_seconds[name] = {k: v["seconds"] for k, v in stats.items() if isinstance(v, dict) and "seconds" in v}
+                timed["stage_seconds"] = {k: v["seconds"] for k, v in stats.items() if isinstance(v, dict) and "seconds" in v}
+            got[name].append(timed)
     rows = []
     for name, (cmd, cores) in runs.items():
         times = got[name]
@@ -67,8 +67,10 @@ def measure(corpus: Path, out: Path, repeats: int) -> list[dict]:
                "per_round_ratio_median": statistics.median(
                    g["seconds"] / f["seconds"] for g, f in zip(times, got[FTFY_RUN])),
                "command": " ".join(cmd[1:] if cmd[0] == sys.executable else cmd)}
-        if name in stage_seconds:
-            row["stage_seconds"] = stage_seconds[name]  # of its last run
+        # the stages of the run whose time is the median (the last run's could be a slow round's)
+        median_run = sorted(times, key=lambda g: g["seconds"])[(len(times) - 1) // 2]
+        if "stage_seconds" in median_run:
+            row["stage_seconds"] = median_run["stage_seconds"]
         rows.append(row)
         print(f"{corpus.name:<28} {name:<30} {row['seconds_median']:7.2f} s {row['peak_rss_mb']:7.0f} MB", file=sys.stderr)
     return rows
@@ -108,7 +110,7 @@ def main(argv=None) -> None:
                   f"{r['per_round_ratio_median']:.2f}x | {r['peak_rss_mb']:.0f} MB |" for r in rows]
         stages = next((r["stage_seconds"] for r in rows if r["run"] == "dedup clean (1 core)"), None)
         if stages:
-            lines += ["", "Seconds per stage, one core: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), ""]
+            lines += ["", "Seconds per stage, one core (its median run): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), ""]
     (args.out / f"clean-{stamp}.md").write_text("\n".join(lines) + "\n")
     print(args.out / f"clean-{stamp}.md")
 
