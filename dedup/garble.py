@@ -1379,12 +1379,41 @@ _PAREN = re.compile(r"((?:[A-Z][\w’'-]+\s+){0,2}[A-Z][\w’'-]+)\s*\(([^()]{3,
 _PERSON = re.compile(r"\b([A-Z][a-z’'-]+(?:\s+[A-Z][a-z’'-]+)+)\b")
 
 
+_NOT_IN_NAME_RUN = re.compile(r"[^\w’'\-\s]")  # what the words and spaces before "(" in _PAREN cannot hold
+
+
+def _paren_matches(text: str) -> list[re.Match]:
+    """``_PAREN.finditer(text)``, found from each "(" instead of tried at every capital of the text.
+
+    Before its "(", a match holds only word characters, ’ ' - and spaces, so it starts inside the
+    run of those that ends at the "(" (after the last other character, which a search starting
+    there cannot cross), and it holds one "(" only: each "(" is searched for from the start of its
+    run, and a match for a later "(" is left to that one.
+
+    >>> [m.group(1) for m in _paren_matches("Mr. Dmytro Kuleba (Foreign Minister), then (x) Biden (USA)")]
+    ['Dmytro Kuleba', 'Biden']
+    """
+    out = []
+    lo = 0  # just after the previous "(": nothing before it can belong to this one's match
+    p = text.find("(")
+    while p >= 0:
+        run = lo
+        for other in _NOT_IN_NAME_RUN.finditer(text, lo, p):
+            run = other.end()
+        m = _PAREN.search(text, run, p + 82)  # ( + at most 80 inside + ): nothing further can match
+        if m is not None and m.start(2) == p + 1:
+            out.append(m)
+        lo = p + 1
+        p = text.find("(", lo)
+    return out
+
+
 def _role_parentheses(text: str) -> list[Reason]:
     """``Name (Role Other Name)``: the parenthesis gives the person another person's title."""
     if "(" not in text:  # the cheap check before a regex that backtracks over every capital
         return []
     out = []
-    for m in _PAREN.finditer(text):
+    for m in _paren_matches(text):
         outside, inside = m.group(1), m.group(2)
         words = [w.lower() for w in re.findall(r"[A-Za-z]+", inside)]
         if not any(w in _ROLES for w in words):

@@ -542,3 +542,28 @@ def test_nearly_in_answers_as_partial_ratio(seed_text):
         shortcut += expected and needle not in hay and len(needle) > 64
     assert min(answers.values()) > 300 and shortcut > 100, (answers, shortcut)
 
+
+
+def test_paren_matches_are_the_pattern_s_own(seed_text):
+    # the role-in-parenthesis check searches from each "(" instead of trying every capital: the
+    # matches (spans and groups) must be finditer's, on stories, edited stories and edge cases
+    import random
+
+    texts = [seed_text, "A B C D E (Foreign Minister) x", "Kuleba(Minister Dmytro Kuleba)", "McDonald (CEO Steve Easterbrook)",
+             "(Reuters) - Biden (President Joe Biden) and ((Nested (Inner Text)) Putin (head))", "Ann (ab) Bob (abc)",
+             "O’Neill\u00a0\n(Chief Executive Officer) – Jean-Luc (le ministre) (second) Third (x" + "y" * 90 + ")",
+             "Kyiv Post (" + "ab " * 26 + "cd) and Kyiv Post (" + "ab " * 26 + "cde)"]  # 80 characters inside, and 81
+    if REUTERS.exists():
+        texts += [p for t in pl.read_ndjson(REUTERS).head(3000)["text"].to_list() for p in t.split("\n") if "(" in p]
+    rnd = random.Random(5)
+    for t in texts[:300]:  # parentheses and words moved about
+        chars = list(t)
+        for _ in range(5):
+            chars.insert(rnd.randrange(len(chars) + 1), rnd.choice(["(", ")", " ", "Kyiv ", ", "]))
+        texts.append("".join(chars))
+    found = 0
+    for text in texts:
+        want = [(m.span(), m.groups()) for m in G._PAREN.finditer(text)]
+        assert [(m.span(), m.groups()) for m in G._paren_matches(text)] == want, text[:80]
+        found += len(want)
+    assert found > (300 if REUTERS.exists() else 5)
