@@ -42,7 +42,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
-from itertools import compress, count, filterfalse
+from itertools import accumulate, compress, count, filterfalse
 from operator import attrgetter, eq, itemgetter
 from pathlib import Path
 from typing import Iterable
@@ -229,8 +229,10 @@ class Token:
         return f"Token({self.text!r}, {self.start}, {self.end})"
 
 
-def tokens(text: str) -> list[Token]:
-    """Word and number tokens with offsets.
+def tokens(text: str, start: int = 0, end: int | None = None) -> list[Token]:
+    """Word and number tokens with offsets; with ``start`` and ``end``, those of that stretch of
+    ``text`` (a sentence, say), exactly as the whole text's tokens have them: the stretch must not
+    cut a token, and the gap before it is read back to the previous token.
 
     One findall gives each token with the gap before it, and the offsets add up from the lengths:
     a Match object per token, asked for its text and span, made this about 15% slower (tokens are
@@ -238,19 +240,35 @@ def tokens(text: str) -> list[Token]:
 
     >>> [(t.text, t.low, t.initial) for t in tokens("Ukraine’s troops. “Biden")]
     [('Ukraine’s', 'ukraine', True), ('troops', 'troops', False), ('Biden', 'biden', True)]
+    >>> [(t.text, t.start, t.initial) for t in tokens("He left.\\nBiden spoke", 9)]
+    [('Biden', 9, True), ('spoke', 15, False)]
     """
+    while start and _gap_char(text[start - 1]):  # back over the gap, to where the previous token ends
+        start -= 1
+    first = start == 0  # no token before the stretch: its first capitalised word opens the text
     out: list[Token] = []
-    end = 0
-    for gap, word in (_GAP_TOKEN_ASCII if text.isascii() else _GAP_TOKEN).findall(text):
-        start = end + len(gap)
-        end = start + len(word)
+    at = start
+    found = _gap_token(text).findall(text, start, len(text) if end is None else end)
+    for gap, word in found:
+        s = at + len(gap)
+        at = s + len(word)
         low = low_of(word)  # cached: the words of a corpus repeat
         if word[0].isupper():  # is the capital evidence of a name? (only asked of capitalised words)
             gap = gap.rstrip(" \t\n“”\"‘’'([")
-            out.append(Token(word, start, end, low, True, (not out) if not gap else gap[-1] in ".!?:"))
+            out.append(Token(word, s, at, low, True, (first and not out) if not gap else gap[-1] in ".!?:"))
         else:
-            out.append(Token(word, start, end, low, False, False))
+            out.append(Token(word, s, at, low, False, False))
     return out
+
+
+def _gap_char(ch: str) -> bool:
+    """Whether ``ch`` cannot be part of a token (both patterns' gaps: ``[\\W_]``, which in ASCII is
+    every character but a letter or a digit)."""
+    return ch == "_" or not ch.isalnum()
+
+
+def _gap_token(text: str) -> re.Pattern:
+    return _GAP_TOKEN_ASCII if text.isascii() else _GAP_TOKEN
 
 
 # a token with the gap before it: every character that cannot start one (in the ASCII pattern, all
@@ -509,7 +527,12 @@ _YEAR = re.compile(r"(19|20)\d\d")
 
 
 def _number_value(tok: Token) -> str:
-    return _ORDINAL_END.sub("", _THOUSANDS_COMMA.sub("", tok.low))
+    return _number_low_value(tok.low)
+
+
+def _number_low_value(low: str) -> str:
+    """A number token's value from its ``low``: thousands commas and ordinal endings off."""
+    return _ORDINAL_END.sub("", _THOUSANDS_COMMA.sub("", low))
 
 
 class _Support:
@@ -520,11 +543,15 @@ class _Support:
     four-letter start with words of its own initial (stems and variants keep a word's first
     letter; a token has no hyphen for a variant rule to drop)."""
 
-    def __init__(self, toks: list[Token]):
-        self.lows = {t.low for t in toks}
-        self.numbers = {_number_value(t) for t in toks if t.number}
+    def __init__(self, lows: Iterable[str], number_lows: Iterable[str]):
+        self.lows = set(lows)
+        self.numbers = set(map(_number_low_value, number_lows))
         self.numbers |= {_NUMBER_WORDS[low] for low in self.lows & _NUMBER_WORDS.keys()}
         self._forms: dict[str, tuple[set[str], set[str], dict[str, list[str]]]] = {}
+
+    @classmethod
+    def of(cls, toks: list[Token]) -> "_Support":
+        return cls([t.low for t in toks], [t.low for t in toks if t.number])
 
     @cached_property
     def _by_initial(self) -> dict[str, list[str]]:
@@ -679,19 +706,102 @@ def _next_is_number(toks: list[Token], i: int) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _aligned_positions(o_toks: list[Token], r_toks: list[Token], r_text: str, wanted: Iterable[int]) -> dict[int, int]:
+def _aligned_positions(o_side: "_TokenView | _Sentences", r_side: "_TokenView | _Sentences", wanted: Iterable[int]) -> dict[int, int]:
     """For each ``wanted`` original token (by index), where in the rewrite its counterpart is (or
     would be): a char offset, from the token alignment (the few tokens asked for, not all)."""
-    if not r_toks:
+    r_lows = r_side.lows
+    if not r_lows:
         return dict.fromkeys(wanted, 0)
-    ops = [op for op in Levenshtein.opcodes([t.low for t in o_toks], [t.low for t in r_toks]) if op.src_end > op.src_start]
+    ops = [op for op in Levenshtein.opcodes(o_side.lows, r_lows) if op.src_end > op.src_start]
     starts = [op.src_start for op in ops]  # the ops that cover original tokens cover each once, in order
     out = {}
     for k in wanted:
         op = ops[bisect_right(starts, k) - 1]
         j = min(op.dest_start + (k - op.src_start), max(op.dest_start, op.dest_end - 1))
-        out[k] = r_toks[j].start if j < len(r_toks) else len(r_text)
+        out[k] = r_side.token(j).start if j < len(r_lows) else len(r_side.text)
     return out
+
+
+class _TokenView:
+    """A text's tokens as the detectors that read a whole text read them: their words and lows, token
+    ``k``, and the index of the token that starts at an offset (:class:`_Sentences` answers the same
+    questions of a text tokenised a sentence at a time)."""
+
+    def __init__(self, text: str, toks: list[Token]):
+        self.text, self.toks = text, toks
+
+    @cached_property
+    def lows(self) -> list[str]:
+        return [t.low for t in self.toks]
+
+    @cached_property
+    def words(self) -> list[str]:
+        return [t.text for t in self.toks]
+
+    @property
+    def all_tokens(self) -> list[Token]:
+        return self.toks
+
+    def token(self, k: int) -> Token:
+        return self.toks[k]
+
+    def index_at(self, pos: int) -> int | None:
+        k = bisect_left(self.toks, pos, key=_token_start)
+        return k if k < len(self.toks) and self.toks[k].start == pos else None
+
+
+class _Sentences:
+    """A long text cut into sentences, whose tokens are made one sentence at a time, when asked:
+    what scoring a near copy reads of two versions of a text that share most of their sentences
+    word for word. Its words and their lows (one findall a sentence, no Token) serve the whole-text
+    questions: what the text states (:class:`_Support`), the token alignment, the names.
+
+    Sentences cover every token of the text, and none is cut: they cover all but white space, and a
+    sentence ends before white space (a test checks the sentence-wise tokens against the whole
+    text's on Reuters, synthetic copies and hostile strings)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.spans = sentence_spans(text)
+        pattern = _TOKEN_ASCII if text.isascii() else _TOKEN
+        self.words_by = [pattern.findall(text, s, e) for s, e in self.spans]
+        self.lows_by = [list(map(low_of, ws)) for ws in self.words_by]
+        self.starts = list(accumulate(map(len, self.words_by), initial=0))[:-1]  # each sentence's first token
+        self.words = [w for ws in self.words_by for w in ws]
+        self.lows = [low for lows in self.lows_by for low in lows]
+        self._toks: dict[int, list[Token]] = {}
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return [self.text[s:e] for s, e in self.spans]
+
+    def toks(self, i: int) -> list[Token]:
+        """The tokens of sentence ``i``, as :func:`tokens` of the whole text gives them."""
+        got = self._toks.get(i)
+        if got is None:
+            got = self._toks[i] = tokens(self.text, *self.spans[i])
+        return got
+
+    @cached_property
+    def all_tokens(self) -> list[Token]:
+        return tokens(self.text)
+
+    @cached_property
+    def support(self) -> "_Support":
+        return _Support(self.lows, [low for w, low in zip(self.words, self.lows) if w[0].isdigit()])
+
+    def index_at(self, pos: int) -> int | None:
+        i = bisect_right(self.spans, (pos, math.inf)) - 1
+        if i < 0:
+            return None
+        toks = self.toks(i)
+        k = bisect_left(toks, pos, key=_token_start)
+        return self.starts[i] + k if k < len(toks) and toks[k].start == pos else None
+
+    def token(self, k: int) -> Token:
+        """Token ``k`` of the whole text (made with its sentence's)."""
+        i = bisect_right(self.starts, k) - 1
+        return self.toks(i)[k - self.starts[i]]
 
 
 def paired_reasons(original: str, rewrite: str, context: Context | None = None, *,
@@ -704,12 +814,13 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None, 
     r_toks = tokens(rewrite) if r_toks is None else r_toks
     if not r_toks:
         return []
-    sup_o, sup_r = _Support(o_toks), _Support(r_toks)
+    sup_o, sup_r = _Support.of(o_toks), _Support.of(r_toks)
     lower = not any(ch.isupper() for ch in rewrite)
     summary = regime_of(len(o_toks), len(r_toks)) == "summary"  # omissions are the point of a summary
     ctx = context or Context()
     reasons: list[Reason] = []
-    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx)
+    o_side, r_side = _TokenView(original, o_toks), _TokenView(rewrite, r_toks)
+    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side)
     reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary)
     reasons += _dates(o_toks, r_toks, lower, summary, original, rewrite)
     # Sides, hedges, negations and events are compared where they stand: against the whole original
@@ -720,35 +831,90 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None, 
     # only where its sentence rewrites one of the original's.
     if summary:
         parts = _local_pairs(original, rewrite, o_toks, r_toks, k=2)
-    elif len(o_toks) > 120:
-        parts = _local_pairs(original, rewrite, o_toks, r_toks, k=1, min_share=0.6)
+    elif len(o_toks) > _LONG_TEXT:
+        parts = _local_pairs(original, rewrite, o_toks, r_toks, k=1, min_share=_NEW_MATTER, skip_verbatim=True)
     else:
         parts = [(o_toks, r_toks)]
     for o_part, r_part in parts:
-        reasons += _sides(o_part, r_part)
-        reasons += _counted_words(o_part, r_part, _HEDGES, "modality_changed", "hedge")
-        reasons += _counted_words(o_part, r_part, _NEGATIONS, "negation_flipped", "negation")
-        reasons += _events(o_part, r_part)
+        reasons += _compared_where_they_stand(o_part, r_part)
     reasons += _quotes(original, rewrite)
-    reasons += _terms(o_toks, r_toks, ctx)
+    reasons += _terms(o_side, r_side, ctx)
     reasons += _markers(original, rewrite)
     if not summary:
-        reasons += _places(original, rewrite, o_toks, r_toks)
-    return _place_losses(reasons, o_toks, r_toks, rewrite)
+        reasons += _places(o_side, r_side)
+    return _place_losses(reasons, o_side, r_side)
 
 
-def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[Reason]:
+def _compared_where_they_stand(o_part: list[Token], r_part: list[Token]) -> list[Reason]:
+    """Sides, hedges, negations and events of a part of the rewrite against the part of the original
+    it rewrites."""
+    return (_sides(o_part, r_part) + _counted_words(o_part, r_part, _HEDGES, "modality_changed", "hedge")
+            + _counted_words(o_part, r_part, _NEGATIONS, "negation_flipped", "negation") + _events(o_part, r_part))
+
+
+_LONG_TEXT = 120  # tokens: an original longer than this is compared with its rewrite sentence by sentence
+_NEW_MATTER = 0.6  # a rewrite's sentence sharing less of its content words with the original's best one is new matter
+
+
+def near_copy_reasons(o: "_Sentences", r: "_Sentences", ctx: Context) -> list[Reason]:
+    """:func:`paired_reasons` of a long rewrite ``r`` against another version ``o`` of itself (a near
+    duplicate: not a summary, the original over ``_LONG_TEXT`` tokens),
+    reading only the sentences the two do not share word for word.
+
+    A sentence both versions have, each detector finds nothing in: its words are in both texts (so
+    no name, figure or date is new or lost there, and its places name the same people), and
+    :func:`paired_reasons` leaves it out of the sentence-to-sentence comparisons (sides, hedges,
+    negations, events). So the detectors read the other sentences' tokens, and what they ask of the
+    whole texts (what each states, the dates each names, the token alignment, the names of the
+    original) is answered from the words of every sentence; tokens are made sentence by sentence,
+    and only where a finding needs them. Quotations and position markers are read in the whole
+    strings. Tests compare the findings with :func:`paired_reasons` on Reuters' near duplicates
+    and on synthetic copies: the one difference is a number at the edge of a sentence, which here
+    is a day only beside a month of its own sentence ("in late February. 2200 On ..." gives a
+    figure, where the whole token list gives a day).
+    """
+    original, rewrite = o.text, r.text
+    shared = set(o.texts) & set(r.texts)
+    o_changed = [i for i, t in enumerate(o.texts) if t not in shared]
+    r_changed = [i for i, t in enumerate(r.texts) if t not in shared]
+    o_toks = [t for i in o_changed for t in o.toks(i)]
+    r_toks = [t for i in r_changed for t in r.toks(i)]
+    sup_o, sup_r = o.support, r.support
+    lower = not any(ch.isupper() for ch in rewrite)
+    reasons: list[Reason] = []
+    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, False, ctx, o)
+    reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, False)
+    reasons += _dates(o_toks, r_toks, lower, False, original, rewrite, o, r)
+    o_sets = [set(lows) - STOP for lows in o.lows_by]
+    for i in r_changed:  # _local_pairs(k=1), for the sentences that differ
+        want = set(r.lows_by[i]) - STOP
+        if not want or not o_sets:
+            continue
+        sizes = [len(want & o_set) for o_set in o_sets]
+        best = sizes.index(max(sizes))
+        if len(want & o_sets[best]) / len(want) >= _NEW_MATTER:
+            reasons += _compared_where_they_stand(o.toks(best), r.toks(i))
+    reasons += _quotes(original, rewrite)
+    reasons += _terms(o, r, ctx)
+    reasons += _markers(original, rewrite)
+    # a place in a shared sentence: the original's own clause there names the same people
+    bounds = r.starts + [len(r.lows)]
+    reasons += _places(o, r, [k for i in r_changed for k in range(max(1, bounds[i]), bounds[i + 1])])
+    return _place_losses(reasons, o, r)
+
+
+def _place_losses(reasons: list[Reason], o_side: "_TokenView | _Sentences", r_side: "_TokenView | _Sentences") -> list[Reason]:
     """A loss ("the original's 'Monday' is left out") has no text in the rewrite; give it the empty span
     where the lost words would have stood, from the token alignment."""
     index: dict[int, int] = {}  # a loss's original start -> the original token that starts there
     for r in reasons:
         if r.start == r.end and r.orig_start is not None:
-            k = bisect_left(o_toks, r.orig_start, key=_token_start)
-            if k < len(o_toks) and o_toks[k].start == r.orig_start:
+            k = o_side.index_at(r.orig_start)
+            if k is not None:
                 index[r.orig_start] = k
     if not index:
         return reasons
-    where = _aligned_positions(o_toks, r_toks, rewrite, set(index.values()))
+    where = _aligned_positions(o_side, r_side, set(index.values()))
     out = []
     for r in reasons:
         if r.start == r.end and r.orig_start in index:
@@ -761,16 +927,23 @@ def _place_losses(reasons: list[Reason], o_toks, r_toks, rewrite: str) -> list[R
 _token_start = attrgetter("start")
 
 
-def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float = 0.0) -> list[tuple[list[Token], list[Token]]]:
+def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float = 0.0,
+                 skip_verbatim: bool = False) -> list[tuple[list[Token], list[Token]]]:
     """Each sentence of the rewrite with the ``k`` sentences of the original sharing most content words;
-    a sentence sharing less than ``min_share`` of its content words with them is new matter and left out."""
+    a sentence sharing less than ``min_share`` of its content words with them is new matter and left out.
+    With ``skip_verbatim``, so is a sentence that the original has word for word: it distorts nothing
+    (set beside another sentence holding all its words, it would be blamed for what that one says)."""
     def content(toks):
         return {t.low for t in toks if t.low not in STOP}
 
-    o_sents = _by_sentence(original, o_toks)
+    o_spans, r_spans = sentence_spans(original), sentence_spans(rewrite)
+    o_sents = _by_sentence(o_spans, o_toks)
     o_sets = [content(ts) for ts in o_sents]
+    verbatim = {original[s:e] for s, e in o_spans} if skip_verbatim else set()
     out = []
-    for r_part in _by_sentence(rewrite, r_toks):
+    for (s, e), r_part in zip(r_spans, _by_sentence(r_spans, r_toks)):
+        if rewrite[s:e] in verbatim:
+            continue
         want = content(r_part)
         if k == 1:  # the first sentence sharing most (what the sort below gives, without sorting)
             sizes = [len(want & o) for o in o_sets]
@@ -783,18 +956,20 @@ def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float
     return out
 
 
-def _by_sentence(text: str, toks: list[Token]) -> list[list[Token]]:
-    """The tokens that start inside each sentence of ``text`` (tokens are in text order: bisected,
-    not scanned once per sentence)."""
+def _by_sentence(spans: list[tuple[int, int]], toks: list[Token]) -> list[list[Token]]:
+    """The tokens that start inside each sentence span (tokens are in text order: bisected, not
+    scanned once per sentence)."""
     starts = [t.start for t in toks]
-    return [toks[bisect_left(starts, s) : bisect_left(starts, e)] for s, e in sentence_spans(text)]
+    return [toks[bisect_left(starts, s) : bisect_left(starts, e)] for s, e in spans]
 
 
 def _span(tok: Token) -> tuple[int, int]:
     return tok.start, tok.end
 
 
-def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> list[Reason]:
+def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side) -> list[Reason]:
+    """Names and rare words of the rewrite the original does not support, and the original's names it
+    lost; a merged name's parts are looked for in the whole original, ``o_side``."""
     out: list[Reason] = []
     # a word the other text has as it stands is supported: the cheap test first (a near copy of a
     # long text shares all but a handful of its words)
@@ -808,7 +983,7 @@ def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> lis
             if len(t.low) >= 4 and (summary or zipf(t.low) < 3.5):
                 out.append(Reason("content_invented", *_span(t), f"'{t.text}' is not in the original"))
             continue
-        merged = _merged_from(t, o_toks)
+        merged = _merged_from(t, o_side)
         if merged is not None:
             a, b = merged
             out.append(Reason("name_merged", *_span(t), f"'{t.text}' merges the original's '{a.text} {b.text}'", a.start, b.end))
@@ -833,13 +1008,14 @@ def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx) -> lis
     return out
 
 
-def _merged_from(t: Token, o_toks: list[Token]) -> tuple[Token, Token] | None:
+def _merged_from(t: Token, o_side: "_TokenView | _Sentences") -> tuple[Token, Token] | None:
     """Two neighbouring capitalised words of the original that this one token fuses ("Volodymyrzelsky")."""
     if len(t.low) < 7:
         return None
-    for a, b in zip(o_toks, o_toks[1:]):
-        if a.cap and b.cap and fuzz.ratio(t.low, a.low + b.low) >= 80 and t.low[:3] == a.low[:3]:
-            return a, b
+    ws, lows = o_side.words, o_side.lows
+    for k in range(len(lows) - 1):  # a token is capitalised when its first character is
+        if ws[k][0].isupper() and ws[k + 1][0].isupper() and fuzz.ratio(t.low, lows[k] + lows[k + 1]) >= 80 and t.low[:3] == lows[k][:3]:
+            return o_side.token(k), o_side.token(k + 1)
     return None
 
 
@@ -861,15 +1037,28 @@ def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary) -> list[Reason]:
     return out
 
 
-def _dates(o_toks, r_toks, lower, summary, original, rewrite) -> list[Reason]:
+def _dates(o_toks, r_toks, lower, summary, original, rewrite, o_side=None, r_side=None) -> list[Reason]:
+    """Dates of the rewrite the original does not name, and the original's it lost. When the tokens
+    are a part of each text, ``o_side`` and ``r_side`` are the whole texts (:class:`_Sentences`),
+    whose tokens are read only when a date of one part is not in the other part but its word is
+    elsewhere in that text."""
     def items(toks):  # only a number or a date word can be a date (the cheap test first)
         return [(t, k) for i, t in enumerate(toks) if (t.number or t.low in _DATE_WORDS) and (k := _date_kind(t, toks, i, lower))]
+
+    def values(toks):
+        return {_date_value(t) for t, _ in items(toks)}
 
     o_items, r_items = items(o_toks), items(r_toks)
     o_vals = {_date_value(t) for t, _ in o_items}
     r_vals = {_date_value(t) for t, _ in r_items}
     new = [(t, k) for t, k in r_items if _date_value(t) not in o_vals]
     gone = [(t, k) for t, k in o_items if _date_value(t) not in r_vals]
+    if o_side is not None and any(_may_name(o_side.support, _date_value(t)) for t, _ in new):
+        o_vals = values(o_side.all_tokens)
+        new = [(t, k) for t, k in new if _date_value(t) not in o_vals]
+    if r_side is not None and any(_may_name(r_side.support, _date_value(t)) for t, _ in gone):
+        r_vals = values(r_side.all_tokens)
+        gone = [(t, k) for t, k in gone if _date_value(t) not in r_vals]
     out = []
     used = set()
     for t, k in new:
@@ -884,6 +1073,15 @@ def _dates(o_toks, r_toks, lower, summary, original, rewrite) -> list[Reason]:
             if id(t) not in used:
                 out.append(Reason("date_dropped", 0, 0, f"the original's {k} '{t.text}' is left out", *_span(t)))
     return out
+
+
+def _may_name(support: "_Support", value: str) -> bool:
+    """Whether a text that states ``support`` has a word that can be the date ``value`` (a figure, a
+    month by any of its forms, a weekday or another date word): the cheap test before its tokens."""
+    return value in support.lows or value in support.numbers or not support.lows.isdisjoint(_MONTH_FORMS.get(value, ()))
+
+
+_MONTH_FORMS = {m: {low for low in _MONTHS if m.startswith(low)} for m in _MONTH_NAMES}  # "september": sep, sept, september
 
 
 # Nouns for people and forces: a demonym on one of these says whose side they are on.
@@ -1056,13 +1254,14 @@ def _nearly_in(needle: str, hay: str, cutoff: float = 90.0, anchor: int = 24) ->
 _INFLECTIONS = ("s", "es", "d", "ed", "'s")
 
 
-def _terms(o_toks, r_toks, ctx: Context) -> list[Reason]:
+def _terms(o_side: "_TokenView | _Sentences", r_side: "_TokenView | _Sentences", ctx: Context) -> list[Reason]:
     """One word of a term the source uses more than once swapped for a shorter or longer form of it,
-    its neighbours kept: "large landing ship" -> "large land ship"."""
+    its neighbours kept: "large landing ship" -> "large land ship". Read from each text's words and
+    their lows; a finding's tokens are asked for by index."""
     out = []
-    if not o_toks or not r_toks:
+    o_words, r_words, o_l, r_l = o_side.words, r_side.words, o_side.lows, r_side.lows
+    if not o_l or not r_l:
         return out
-    o_l, r_l = [t.low for t in o_toks], [t.low for t in r_toks]
     for op in Levenshtein.opcodes(o_l, r_l):
         if op.tag != "replace" or op.src_end - op.src_start != 1 or op.dest_end - op.dest_start != 1:
             continue
@@ -1072,8 +1271,8 @@ def _terms(o_toks, r_toks, ctx: Context) -> list[Reason]:
         if o_l[i - 1] != r_l[j - 1] or o_l[i + 1] != r_l[j + 1]:
             continue
         a, b = o_l[i], r_l[j]
-        if a == b or o_toks[i].number or o_toks[i].cap or r_toks[j].cap or a in STOP or b in STOP:
-            continue  # names have detectors of their own
+        if a == b or o_words[i][0].isdigit() or o_words[i][0].isupper() or r_words[j][0].isupper() or a in STOP or b in STOP:
+            continue  # names have detectors of their own (a token's number and cap: its first character)
         if not (a.startswith(b) or b.startswith(a)):
             continue
         if max(ctx.bigrams.get((o_l[i - 1], a), 0), ctx.bigrams.get((a, o_l[i + 1]), 0)) < 2:
@@ -1081,26 +1280,27 @@ def _terms(o_toks, r_toks, ctx: Context) -> list[Reason]:
         short, long_ = sorted((a, b), key=len)
         if long_[len(short):] in _INFLECTIONS or _variant(a) == _variant(b):
             continue
-        out.append(Reason("term_corrupted", *_span(r_toks[j]), f"'{o_toks[i - 1].text} {o_toks[i].text} {o_toks[i + 1].text}' became "
-                          f"'{r_toks[j - 1].text} {r_toks[j].text} {r_toks[j + 1].text}'", *_span(o_toks[i])))
+        out.append(Reason("term_corrupted", *_span(r_side.token(j)), f"'{o_words[i - 1]} {o_words[i]} {o_words[i + 1]}' became "
+                          f"'{r_words[j - 1]} {r_words[j]} {r_words[j + 1]}'", *_span(o_side.token(i))))
     return out
 
 
 _PLACE_PREP = frozenset(("in", "at"))
 
 
-def _clause(toks: list[Token], text: str, k: int) -> list[Token]:
-    """The tokens of the clause that ends at token ``k``: back to the last comma or sentence end."""
-    j = k
+def _clause(side: "_TokenView | _Sentences", k: int) -> list[Token]:
+    """The tokens of the clause that ends at token ``k`` (``k`` itself left out): back to the last
+    comma or sentence end."""
+    text, j = side.text, k
     while j > 0:
-        gap = text[toks[j - 1].end : toks[j].start]
+        gap = text[side.token(j - 1).end : side.token(j).start]
         if gap == ".":
             j -= 1  # inside an abbreviation: U.S.
             continue
         if any(ch in gap for ch in ",;.!?:("):
             break
         j -= 1
-    return toks[j:k]
+    return [side.token(i) for i in range(j, k)]
 
 
 def _clause_names(clause: list[Token], place: Token) -> list[Token]:
@@ -1113,43 +1313,47 @@ def _clause_names(clause: list[Token], place: Token) -> list[Token]:
     ]
 
 
-def _places(original: str, rewrite: str, o_toks: list[Token], r_toks: list[Token]) -> list[Reason]:
+def _places(o_side: "_TokenView | _Sentences", r_side: "_TokenView | _Sentences", r_at: Iterable[int] | None = None) -> list[Reason]:
     """A place put with another person: "the Secretary of State said on Thursday in Stockholm" ->
     "President Joe Biden was seen in Stockholm". Reported when the rewrite's clause ending "in/at
     <Place>" names someone the original names only elsewhere, and the original's clause ending at that
-    place names someone the rewrite names only elsewhere: the same people, attached the other way."""
+    place names someone the rewrite names only elsewhere: the same people, attached the other way.
+    ``r_at``: the rewrite's tokens that may be such a place, by index (default: all)."""
+    o_l, o_w = o_side.lows, o_side.words
     o_at: dict[str, list[int]] = {}
-    for k in range(1, len(o_toks)):
-        if o_toks[k - 1].low in _PLACE_PREP and o_toks[k].cap:
-            o_at.setdefault(o_toks[k].low, []).append(k)
+    for k in range(1, len(o_l)):
+        if o_l[k - 1] in _PLACE_PREP and o_w[k][0].isupper():  # a token is capitalised when its first character is
+            o_at.setdefault(o_l[k], []).append(k)
+    r_l, r_w = r_side.lows, r_side.words
     out = []
-    for k in range(1, len(r_toks)):
-        place = r_toks[k]
-        if r_toks[k - 1].low not in _PLACE_PREP or not place.cap or place.low not in o_at:
+    for k in range(1, len(r_l)) if r_at is None else r_at:
+        if r_l[k - 1] not in _PLACE_PREP or not r_w[k][0].isupper() or r_l[k] not in o_at:
             continue
+        place = r_side.token(k)
         if place.low in _WEEKDAYS or place.low in _MONTHS:
             continue
-        r_names = _clause_names(_clause(r_toks, rewrite, k - 1), place)
+        r_clause = _clause(r_side, k - 1)
+        r_names = _clause_names(r_clause, place)
         if not r_names:
             continue
-        r_clause = _clause(r_toks, rewrite, k - 1)
-        o_clauses = [_clause(o_toks, original, j - 1) for j in o_at[place.low]]
+        o_clauses = [_clause(o_side, j - 1) for j in o_at[place.low]]
         o_clause_names = [_clause_names(c, place) for c in o_clauses]
         if not all(o_clause_names):
             continue  # the original says the place alone somewhere: nobody to compare with
         o_lows = {t.low for c in o_clause_names for t in c}
         if any(t.low in o_lows for t in r_names):
             continue
-        in_o_clauses = {id(t) for c in o_clauses for t in c}
-        o_elsewhere = {t.low for t in o_toks if t.cap and id(t) not in in_o_clauses}
-        r_elsewhere = {t.low for t in r_toks if t.cap and not t.initial and t not in r_clause}
+        in_o_clauses = {t.start for c in o_clauses for t in c}
+        o_elsewhere = {t.low for t in o_side.all_tokens if t.cap and t.start not in in_o_clauses}
+        in_r_clause = {t.start for t in r_clause}
+        r_elsewhere = {t.low for t in r_side.all_tokens if t.cap and not t.initial and t.start not in in_r_clause}
         if not (any(t.low in o_elsewhere for t in r_names) and o_lows & r_elsewhere):
             continue  # not the same people attached the other way: new matter, judged by other detectors
         who = " ".join(t.text for t in r_names)
         first = o_clause_names[0]
         out.append(Reason("relation_changed", r_names[0].start, place.end,
                           f"'{who}' is put in {place.text}; the original puts '{' '.join(t.text for t in first)}' there",
-                          first[0].start, o_toks[o_at[place.low][0]].end))
+                          first[0].start, o_side.token(o_at[place.low][0]).end))
     return out
 
 
@@ -1460,6 +1664,26 @@ def score_pair(original: str, rewrite: str, *, context: Context | Iterable[str] 
     n_o, n_r = len(o_toks), len(r_toks)
     return verdict(reasons, threshold=threshold, mode="paired", words=n_r, min_words=min_words,
                    regime=regime_of(n_o, n_r), calibration=calibration)
+
+
+def score_near_copy(original: str, rewrite: str, *, threshold: float = 0.5, min_words: int = 3,
+                    calibration: dict | None = None) -> Verdict:
+    """``score_pair(original, rewrite, unpaired=False)`` for a document against the copy of it that
+    its cluster kept: where both are long versions of one text, only the sentences they do not
+    share are read (:func:`near_copy_reasons`); any other pair goes to :func:`score_pair`.
+
+    >>> kept = " ".join(f"Officials met on day {i} to discuss the plan for the region." for i in range(20))
+    >>> copy = kept.replace("day 3 to discuss", "day 3 to never discuss")
+    >>> [r.type for r in score_near_copy(kept, copy).reasons]
+    ['negation_flipped']
+    """
+    o, r = _Sentences(original), _Sentences(rewrite)
+    n_o, n_r = len(o.words), len(r.words)
+    if original == rewrite or not n_r or n_o <= _LONG_TEXT or regime_of(n_o, n_r) == "summary":
+        return score_pair(original, rewrite, threshold=threshold, min_words=min_words, unpaired=False, calibration=calibration)
+    ctx = Context.from_capitals([capitals(o.words)], [original])  # the original's names, as score_pair's context
+    return verdict(near_copy_reasons(o, r, ctx), threshold=threshold, mode="paired", words=n_r, min_words=min_words,
+                   regime="paraphrase", calibration=calibration)
 
 
 def regime_of(original_words: int, rewrite_words: int) -> str:

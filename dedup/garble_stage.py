@@ -11,7 +11,7 @@ import polars as pl
 
 from .columns import struct_lists
 from .jobs import job_size, shared
-from .garble import NOT_SCORED, Context, Reason, capitals, score_pair, score_text, tokens, words
+from .garble import NOT_SCORED, Context, Reason, capitals, score_near_copy, score_pair, score_text, tokens, words
 
 
 def reason_dtype() -> pl.Struct:
@@ -166,7 +166,7 @@ def score_copy(copy: list, kept: list, config) -> tuple[float, str, list[dict]]:
     kept (the same four); reason offsets are raw, into each document."""
     raw, norm, an, ar = copy
     o_raw, o_norm, o_an, o_ar = kept
-    v = score_pair(o_norm, norm, threshold=config.threshold, min_words=config.min_words, unpaired=False)
+    v = score_near_copy(o_norm, norm, threshold=config.threshold, min_words=config.min_words)
     return round(v.score, 4), v.label, _reason_rows(v.reasons, raw, an, ar, 0, o_raw, o_an, o_ar, 0)
 
 

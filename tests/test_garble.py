@@ -348,7 +348,7 @@ def test_support_forms_made_by_initial_answer_as_the_definition(seed_text):
     asked = 0
     for text in texts:
         toks = G.tokens(text)
-        support = G._Support(toks)
+        support = G._Support.of(toks)
         words = rnd.sample(vocab, min(40, len(vocab))) + ["defense", "armored", "bus", "stop", "lamas", "colors", "organize",
                                                           "crimean", "landing", "x", ""]
         words += [w + end for w in rnd.sample(vocab, 10) for end in ("s", "ed", "ing", "n", "ise")]
@@ -567,3 +567,144 @@ def test_paren_matches_are_the_pattern_s_own(seed_text):
         assert [(m.span(), m.groups()) for m in G._paren_matches(text)] == want, text[:80]
         found += len(want)
     assert found > (300 if REUTERS.exists() else 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# near copies read sentence by sentence (score_near_copy) against the whole reading (score_pair)
+# ---------------------------------------------------------------------------------------------
+
+_TOKEN_FIELDS = ("text", "start", "end", "low", "cap", "initial", "number")
+
+
+def _fields(toks) -> list[tuple]:
+    return [tuple(getattr(t, f) for f in _TOKEN_FIELDS) for t in toks]
+
+
+def _assert_sentence_wise_tokens(text: str) -> None:
+    s = G._Sentences(text)
+    whole = _fields(G.tokens(text))
+    assert _fields(t for i in range(len(s.spans)) for t in s.toks(i)) == whole, text[:80]
+    assert s.words == G.words(text) and s.lows == [t[3] for t in whole]
+    assert [s.token(k).start for k in range(len(whole))] == [t[1] for t in whole]
+    assert [s.index_at(t[1]) for t in whole] == list(range(len(whole)))
+
+
+def test_sentence_wise_tokens_are_the_whole_text_s(seed_text):
+    # a near copy is tokenised a sentence at a time: every token lies inside one sentence, none is
+    # cut, and each comes out as tokens() of the whole text gives it, the capital after a line break
+    # without a stop (not a sentence opener), after a stop, and at the start included
+    texts = [seed_text, "Headline words\nBody starts here. Mr. Smith said so.\n\n    New para’s “Quote.” 1,000th",
+             "İstanbul’s mayor. ΟΔΟΣ.Α and ΟΔΟΣ Α; Ukraine’s troops, ‘Biden’ (Jiménez) 1,000th", "", "  ", ". . !",
+             "_x_ 1,000th 3.5bn 2nd ²³ naïve o'neill __init__ “Kyiv.” (Biden) — Putin", "ŞIŞLI\u00a0said\tit’s ‘off’. 12:30",
+             "_Ä_ 9_9 x² _Biden. _Ä. ²Biden! “Who?” U.S. Army\u2028Next line. \u3000Full-width space. Ｆｕｌｌ．"]
+    blns = SHARED / "encoding" / "blns" / "blns.json"
+    if blns.exists():
+        texts += [s for s in json.loads(blns.read_text(encoding="utf-8")) if isinstance(s, str)]
+    if REUTERS.exists():
+        texts += pl.read_ndjson(REUTERS).head(1500)["text"].to_list()
+    for text in texts + [t.replace(" ", "\u00a0", 3).replace(". ", ".\n", 2) for t in texts[:300]]:
+        _assert_sentence_wise_tokens(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["Mr.", "U.S.", "He", "said", "it", "1,000", "3.5", "2nd", "May", "é", "Ünal", "_", "²",
+                                 ".", "!", "?", "…", "“", "”", "’", "'", "(", ")", " ", "  ", "\n", "\n\n", "\n    ",
+                                 "\u00a0", "\u2028", "\t"]), max_size=40))
+def test_sentence_wise_tokens_are_the_whole_text_s_generated(parts):
+    _assert_sentence_wise_tokens("".join(parts))
+    _assert_sentence_wise_tokens(" ".join(parts))
+
+
+def _edited(text: str, rng, vocab: list[str], rate: float) -> str:
+    """A near copy as a spinner or a careless editor makes one: words substituted, dropped and added
+    at ``rate``, and now and then the changes the detectors look for (a figure, a month or weekday,
+    a side, a hedge or negation, an event verb, a name misspelt or two names merged)."""
+    swaps = {"Russian": "Ukrainian", "could": "will", "may": "will", "not": "", "will": "will not", "said": "denied",
+             "Monday": "Tuesday", "March": "April", "June": "July", "talks": "meets", "met": "spoke", "U.S.": "Japanese"}
+    words = text.split(" ")
+    out = []
+    for k, w in enumerate(words):
+        r = rng.random()
+        if r < rate / 3:
+            continue
+        if r < 2 * rate / 3:
+            out.append(rng.choice(vocab))
+            continue
+        if w in swaps and rng.random() < 0.3:
+            out.append(swaps[w])
+        elif w[:1].isdigit() and rng.random() < 0.3:
+            out.append(str(rng.randint(2, 99)) + w.lstrip("0123456789"))
+        elif len(w) > 5 and w[0].isupper() and rng.random() < 0.1:
+            out.append(w[:2] + w[3:])  # misspelt
+        elif w[:1].isupper() and k + 1 < len(words) and words[k + 1][:1].isupper() and rng.random() < 0.1:
+            out.append(w + words[k + 1].lower())  # merged with the next name
+        else:
+            out.append(w)
+        if rng.random() < rate / 3:
+            out.append(rng.choice(vocab))
+    return " ".join(out)
+
+
+def _near_copy_difference(a: G.Verdict, b: G.Verdict) -> list:
+    """What two verdicts of one pair disagree on, but for the one known difference: a number at a
+    sentence's edge, a day to the whole token list (a month ends the sentence before) and a figure
+    read sentence by sentence."""
+    only_a, only_b = set(a.reasons) - set(b.reasons), set(b.reasons) - set(a.reasons)
+    edge = {(r.start, r.end, r.orig_start, r.orig_end) for r in only_a if r.type.startswith("date_")}
+    rest = [r for r in only_a if (r.start, r.end, r.orig_start, r.orig_end) not in edge]
+    rest += [r for r in only_b if not (r.type.startswith("number_") and (r.start, r.end, r.orig_start, r.orig_end) in edge)]
+    return rest + ([("score", a.score, b.score)] if not rest and a.score != b.score and not edge else [])
+
+
+def test_near_copies_read_sentence_by_sentence_find_what_the_whole_reading_finds(monkeypatch):
+    # Reuters stories and seeded near copies of them (1-10% of the words edited, with the changes
+    # the detectors look for): score_near_copy, which reads only the sentences the two versions do
+    # not share, gives score_pair's verdict, findings and spans
+    import random
+
+    texts = [t for t in pl.read_ndjson(need(REUTERS)).head(2500)["text"].to_list() if len(G.words(t)) > G._LONG_TEXT][:400]
+    rng = random.Random(7)
+    vocab = sorted({w for t in texts[:100] for w in t.split()})
+    pairs = [(t, _edited(t, rng, vocab, rate)) for t in texts for rate in (0.01, 0.05)]
+    wholes = []
+    monkeypatch.setattr(G, "paired_reasons", lambda *a, **k: wholes.append(1) or [])  # the sentence-wise path calls none
+    fast = [G.score_near_copy(o, r) for o, r in pairs]
+    monkeypatch.undo()
+    assert not wholes
+    full = [G.score_pair(o, r, unpaired=False) for o, r in pairs]
+    differ = [(k, _near_copy_difference(a, b)) for k, (a, b) in enumerate(zip(full, fast))]
+    assert [(k, d) for k, d in differ if d] == []
+    found = {r.type for v in fast for r in v.reasons}
+    assert {"number_changed", "date_changed", "negation_flipped", "modality_changed", "name_misspelt", "name_merged",
+            "entity_invented", "entity_dropped", "event_changed", "side_swapped", "nationality_invented"} <= found, found
+    assert len(pairs) >= 600 and sum(v.label == G.GARBLED for v in fast) > 300
+
+
+def test_reuters_near_duplicates_read_sentence_by_sentence_as_whole(reuters_result):
+    d = reuters_result.documents
+    kept = dict(zip(d[S.ROW].to_list(), d[S.TEXT_NORM].to_list()))
+    near = d.filter(pl.col(S.DUP_KIND) == "near").select(S.TEXT_NORM, S.KEPT_ROW).rows()
+    assert len(near) > 100
+    for copy, row in near:
+        assert G.score_near_copy(kept[row], copy) == G.score_pair(kept[row], copy, unpaired=False)
+
+
+def test_a_sentence_copied_word_for_word_is_not_blamed_for_another(seed_text):
+    # a long near copy shares "A comment on the deal came later." with its original; the original
+    # says "could" in another sentence holding all its words: the shared sentence lost no hedge
+    filler = " ".join(f"The board met on day {i} to review the big plan." for i in range(15))
+    original = filler + " Officials said a comment on the deal came later than could be expected. A comment on the deal came later."
+    copy = original.replace("day 3 to review the big plan", "day 3 to review the large plan")
+    for v in (G.score_pair(original, copy, unpaired=False), G.score_near_copy(original, copy)):
+        assert v.label == G.FAITHFUL and v.reasons == ()
+    hedge_lost = copy.replace("A comment on the deal came later.", "A comment on the deal came later than expected.")
+    for v in (G.score_pair(original, hedge_lost, unpaired=False), G.score_near_copy(original, hedge_lost)):
+        assert [r.type for r in v.reasons] == ["modality_changed"]
+
+
+def test_a_near_copy_that_moves_a_place_to_another_person():
+    filler = " ".join(f"The board met on day {i} to review the big plan." for i in range(15))
+    original = filler + " Secretary of State Antony Blinken spoke on Thursday in Stockholm. President Joe Biden stayed in Washington."
+    copy = original.replace("in Stockholm. President Joe Biden stayed in Washington", "in Washington. President Joe Biden stayed in Stockholm")
+    for v in (G.score_pair(original, copy, unpaired=False), G.score_near_copy(original, copy)):
+        assert "relation_changed" in {r.type for r in v.reasons} and v.label == G.GARBLED
