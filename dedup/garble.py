@@ -1706,16 +1706,23 @@ def score_text(text: str, *, context: Context | Iterable[str] | None = None, thr
     """
     extra_reasons = list(extra_reasons)
     if toks is None and ws is not None and isinstance(context, Context) and not may_need_tokens(ws, context, caps):
-        # the token-reading detectors find nothing here: what is left reads the text alone
-        reasons = _unbalanced_quotes(text) + _role_parentheses(text) + extra_reasons
-        if not reasons and calibration is None:
-            return _no_findings(threshold, len(ws) < min_words)
-        return verdict(reasons, threshold=threshold, mode="unpaired", words=len(ws), min_words=min_words, calibration=calibration)
+        return text_read_verdict(text, len(ws), threshold=threshold, min_words=min_words, extra_reasons=extra_reasons,
+                                 calibration=calibration)
     toks = tokens(text) if toks is None else toks
     ctx = _as_context(context, toks)
     reasons = unpaired_reasons(text, ctx, toks) + list(extra_reasons)
     return verdict(reasons, threshold=threshold, mode="unpaired", words=len(toks), min_words=min_words,
                    calibration=calibration)
+
+
+def text_read_verdict(text: str, n_words: int, *, threshold: float = 0.5, min_words: int = 3,
+                      extra_reasons: list[Reason] = (), calibration: dict | None = None) -> Verdict:
+    """The unpaired verdict of a passage of ``n_words`` words in which the token-reading detectors
+    find nothing (:func:`may_need_tokens` says no): what is left reads the text alone."""
+    reasons = _unbalanced_quotes(text) + _role_parentheses(text) + list(extra_reasons)
+    if not reasons and calibration is None:
+        return _no_findings(threshold, n_words < min_words)
+    return verdict(reasons, threshold=threshold, mode="unpaired", words=n_words, min_words=min_words, calibration=calibration)
 
 
 @lru_cache(maxsize=64)

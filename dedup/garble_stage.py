@@ -7,11 +7,14 @@ reason offsets become raw-text offsets into each document.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import polars as pl
 
 from .columns import struct_lists
 from .jobs import job_size, shared
-from .garble import NOT_SCORED, Context, Reason, capitals, score_near_copy, score_pair, score_text, tokens, words
+from .garble import (NOT_SCORED, Context, Reason, capitals, may_need_tokens, score_near_copy, score_pair, score_text,
+                     text_read_verdict, tokens, words)
 
 
 def reason_dtype() -> pl.Struct:
@@ -92,8 +95,14 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
             made[index] = tokens(texts[index])
         return made[index]
 
-    caps = {index: capitals(w) for index, w in ws.items()}
-    ctx = Context.from_capitals(caps.values(), list(texts.values()))
+    # The document's words are its passages' words in a row: a repeat inside a passage is one there,
+    # and the context holds the same names. So when no token-reading detector can find anything in
+    # the document (most documents), none can in a passage, and each is read as text alone.
+    every_word = list(chain.from_iterable(ws.values()))
+    doc_caps = capitals(every_word)
+    ctx = Context.from_capitals([doc_caps], list(texts.values()))
+    text_alone = not may_need_tokens(every_word, ctx, doc_caps)
+    caps = {} if text_alone else {index: capitals(w) for index, w in ws.items()}
     repairs = repairs or []  # the quotes fixer's changes alone (_quote_repairs)
     for i, (_, index, text, role, partner, kind, start, n_words) in enumerate(rows):
         if kind == "fragment" or (n_words or 0) < config.min_words:
@@ -112,8 +121,12 @@ def _score_document(rows, offset, info, config, scores, labels, modes, reasons_o
                        c["raw_start"], c["raw_end"])
                 for c in repairs if p_raw[0] <= c["raw_start"] < p_raw[1]
             ]
-            v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
-                           ws=ws[index], caps=caps[index])
+            if text_alone:
+                v = text_read_verdict(text, len(ws[index]), threshold=config.threshold, min_words=config.min_words,
+                                      extra_reasons=extra)
+            else:
+                v = score_text(text, context=ctx, threshold=config.threshold, min_words=config.min_words, extra_reasons=extra,
+                               ws=ws[index], caps=caps[index])
         else:
             continue
         j = offset + i

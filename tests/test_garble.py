@@ -490,6 +490,25 @@ def _assert_screen_exact(docs: list[list[str]]) -> None:
             assert G.score_text(p, context=ctx, ws=ws, extra_reasons=extra) == G.score_text(
                 p, context=full_ctx, toks=G.tokens(p), extra_reasons=extra), p
         assert ctx.bigrams == full_ctx.bigrams
+        every = [w for p in passages for w in G.words(p)]
+        if not G.may_need_tokens(every, ctx, G.capitals(every)):  # the stage then reads each passage as text alone
+            for p in passages:
+                assert G.text_read_verdict(p, len(G.words(p))) == G.score_text(p, context=full_ctx, toks=G.tokens(p)), p
+
+
+def test_passages_of_a_document_screened_whole_get_their_own_verdicts(reuters_result, monkeypatch):
+    # score_passages asks the token-reading detectors once per document; where they can find nothing
+    # in it, each passage is read as text alone: the same frame as asking passage by passage
+    from dedup import garble_stage
+
+    passages = reuters_result.passages.drop(S.G_SCORE, S.G_LABEL, S.G_MODE, S.G_REASONS)
+    docs, config = reuters_result.documents, reuters_result.config.garble
+    alone = []
+    monkeypatch.setattr(garble_stage, "text_read_verdict", lambda *a, **k: alone.append(1) or G.text_read_verdict(*a, **k))
+    screened = garble_stage.score_passages(passages, docs, config)
+    assert len(alone) > passages.height / 2  # most passages are read as text alone
+    monkeypatch.setattr(garble_stage, "may_need_tokens", lambda *a, **k: True)  # no document screened out
+    assert screened.equals(garble_stage.score_passages(passages, docs, config))
 
 
 def _assert_ascii_pattern_exact(texts) -> None:
