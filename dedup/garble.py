@@ -309,10 +309,16 @@ def words(text: str) -> list[str]:
 
 
 def _plain(word: str) -> str:
-    """Accents off, so that "Jiménez" supports "Jimenez"."""
+    """Accents off, so that "Jiménez" supports "Jimenez". A word of marks alone keeps them: the
+    half-width kana sound marks "ﾞ" and "ﾟ" are letters that NFKD makes combining marks, and a token's
+    ``low`` is never empty.
+
+    >>> _plain("Jiménez"), _plain("ﾟ")
+    ('Jimenez', 'ﾟ')
+    """
     if word.isascii():
         return word
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)) or word
 
 
 STOP = frozenset(
@@ -701,6 +707,14 @@ def _next_is_number(toks: list[Token], i: int) -> bool:
     return i + 1 < len(toks) and toks[i + 1].number
 
 
+def _read(toks: "list[Token] | _Sentences", at: list[tuple[int, Token]] | None = None) -> Iterable[tuple[int, Token]]:
+    """The tokens a detector reads, with their indices in ``toks``: all, or the pairs ``at`` (those
+    of the sentences that differ, :meth:`_Sentences.reading`, of a whole text whose tokens are made
+    on demand). A token's neighbours, which may make a number a day, are looked up in ``toks``:
+    across sentences, as in the whole text."""
+    return enumerate(toks) if at is None else at
+
+
 # ---------------------------------------------------------------------------------------------
 # paired detectors
 # ---------------------------------------------------------------------------------------------
@@ -803,6 +817,15 @@ class _Sentences:
         i = bisect_right(self.starts, k) - 1
         return self.toks(i)[k - self.starts[i]]
 
+    __getitem__ = token  # the whole text's tokens, as a sequence made on demand
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def reading(self, sentences: list[int]) -> list[tuple[int, Token]]:
+        """The tokens of these sentences, each with its index in the whole text."""
+        return [(self.starts[i] + j, t) for i in sentences for j, t in enumerate(self.toks(i))]
+
 
 def paired_reasons(original: str, rewrite: str, context: Context | None = None, *,
                    o_toks: list[Token] | None = None, r_toks: list[Token] | None = None) -> list[Reason]:
@@ -822,7 +845,7 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None, 
     o_side, r_side = _TokenView(original, o_toks), _TokenView(rewrite, r_toks)
     reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side)
     reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary)
-    reasons += _dates(o_toks, r_toks, lower, summary, original, rewrite)
+    reasons += _dates(o_toks, r_toks, lower, summary)
     # Sides, hedges, negations and events are compared where they stand: against the whole original
     # for a short paraphrase, against the original's best-matching sentences for each sentence of a
     # summary or of a long text (a whole document against its near duplicate).
@@ -868,23 +891,22 @@ def near_copy_reasons(o: "_Sentences", r: "_Sentences", ctx: Context) -> list[Re
     whole texts (what each states, the dates each names, the token alignment, the names of the
     original) is answered from the words of every sentence; tokens are made sentence by sentence,
     and only where a finding needs them. Quotations and position markers are read in the whole
-    strings. Tests compare the findings with :func:`paired_reasons` on Reuters' near duplicates
-    and on synthetic copies: the one difference is a number at the edge of a sentence, which here
-    is a day only beside a month of its own sentence ("in late February. 2200 On ..." gives a
-    figure, where the whole token list gives a day).
+    strings; a number's neighbours (a month beside it makes it a day) are looked up across
+    sentences, as in the whole text. Tests compare the verdicts with :func:`score_pair`'s on
+    Reuters' near duplicates, on seeded edited copies of Reuters stories and on copies of stories
+    broken up by naughty strings: the same.
     """
     original, rewrite = o.text, r.text
     shared = set(o.texts) & set(r.texts)
     o_changed = [i for i, t in enumerate(o.texts) if t not in shared]
     r_changed = [i for i, t in enumerate(r.texts) if t not in shared]
-    o_toks = [t for i in o_changed for t in o.toks(i)]
-    r_toks = [t for i in r_changed for t in r.toks(i)]
+    o_at, r_at = o.reading(o_changed), r.reading(r_changed)
     sup_o, sup_r = o.support, r.support
     lower = not any(ch.isupper() for ch in rewrite)
     reasons: list[Reason] = []
-    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, False, ctx, o)
-    reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, False)
-    reasons += _dates(o_toks, r_toks, lower, False, original, rewrite, o, r)
+    reasons += _names_and_content(o, r, sup_o, sup_r, lower, False, ctx, o, o_at, r_at)
+    reasons += _numbers(o, r, sup_o, sup_r, lower, False, o_at, r_at)
+    reasons += _dates(o, r, lower, False, o_at, r_at)
     o_sets = [set(lows) - STOP for lows in o.lows_by]
     for i in r_changed:  # _local_pairs(k=1), for the sentences that differ
         want = set(r.lows_by[i]) - STOP
@@ -897,9 +919,7 @@ def near_copy_reasons(o: "_Sentences", r: "_Sentences", ctx: Context) -> list[Re
     reasons += _quotes(original, rewrite)
     reasons += _terms(o, r, ctx)
     reasons += _markers(original, rewrite)
-    # a place in a shared sentence: the original's own clause there names the same people
-    bounds = r.starts + [len(r.lows)]
-    reasons += _places(o, r, [k for i in r_changed for k in range(max(1, bounds[i]), bounds[i + 1])])
+    reasons += _places(o, r, [k for k, _ in r_at])  # in a shared sentence, the original's own clause names the same people
     return _place_losses(reasons, o, r)
 
 
@@ -967,15 +987,17 @@ def _span(tok: Token) -> tuple[int, int]:
     return tok.start, tok.end
 
 
-def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side) -> list[Reason]:
+def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side, o_at=None, r_at=None) -> list[Reason]:
     """Names and rare words of the rewrite the original does not support, and the original's names it
-    lost; a merged name's parts are looked for in the whole original, ``o_side``."""
+    lost (the tokens ``o_at`` and ``r_at`` of each: see :func:`_read`); a merged name's parts are looked
+    for in the whole original, ``o_side``."""
     out: list[Reason] = []
     # a word the other text has as it stands is supported: the cheap test first (a near copy of a
     # long text shares all but a handful of its words)
-    o_names = [t for t in o_toks if t.low not in sup_r.lows and _name_like(t, False) and not sup_r.has(t.low)]
-    for i in [i for i, t in enumerate(r_toks) if t.low not in sup_o.lows]:
-        t = r_toks[i]
+    o_names = [t for _, t in _read(o_toks, o_at) if t.low not in sup_r.lows and _name_like(t, False) and not sup_r.has(t.low)]
+    for i, t in _read(r_toks, r_at):
+        if t.low in sup_o.lows:
+            continue
         if t.number or t.low in STOP or t.low in DEMONYM or _date_kind(t, r_toks, i, lower) or sup_o.has(t.low):
             continue
         if not _name_like(t, lower):
@@ -1019,12 +1041,14 @@ def _merged_from(t: Token, o_side: "_TokenView | _Sentences") -> tuple[Token, To
     return None
 
 
-def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary) -> list[Reason]:
+def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary, o_at=None, r_at=None) -> list[Reason]:
+    """Figures of the rewrite (its tokens ``r_at``) the original does not state, and the original's
+    (``o_at``) it lost; a number beside a month is a day, left to :func:`_dates`."""
     def plain(toks, i, t):
         return t.number and _date_kind(t, toks, i, lower) is None
 
-    new = [t for i, t in enumerate(r_toks) if plain(r_toks, i, t) and _number_value(t) not in sup_o.numbers]
-    gone = [t for i, t in enumerate(o_toks) if plain(o_toks, i, t) and _number_value(t) not in sup_r.numbers]
+    new = [t for i, t in _read(r_toks, r_at) if plain(r_toks, i, t) and _number_value(t) not in sup_o.numbers]
+    gone = [t for i, t in _read(o_toks, o_at) if plain(o_toks, i, t) and _number_value(t) not in sup_r.numbers]
     out = []
     for k, t in enumerate(new):
         if k < len(gone):
@@ -1037,27 +1061,27 @@ def _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary) -> list[Reason]:
     return out
 
 
-def _dates(o_toks, r_toks, lower, summary, original, rewrite, o_side=None, r_side=None) -> list[Reason]:
-    """Dates of the rewrite the original does not name, and the original's it lost. When the tokens
-    are a part of each text, ``o_side`` and ``r_side`` are the whole texts (:class:`_Sentences`),
-    whose tokens are read only when a date of one part is not in the other part but its word is
-    elsewhere in that text."""
-    def items(toks):  # only a number or a date word can be a date (the cheap test first)
-        return [(t, k) for i, t in enumerate(toks) if (t.number or t.low in _DATE_WORDS) and (k := _date_kind(t, toks, i, lower))]
+def _dates(o_toks, r_toks, lower, summary, o_at=None, r_at=None) -> list[Reason]:
+    """Dates of the rewrite (its tokens ``r_at``) the original does not name, and the original's
+    (``o_at``) it lost. When those are a part of each text (``o_toks`` and ``r_toks`` then being
+    :class:`_Sentences`), the dates each whole text names are read only where a date of one part is
+    not in the other part but its word is elsewhere in that text."""
+    def items(toks, at=None):  # only a number or a date word can be a date (the cheap test first)
+        return [(t, k) for i, t in _read(toks, at) if (t.number or t.low in _DATE_WORDS) and (k := _date_kind(t, toks, i, lower))]
 
     def values(toks):
         return {_date_value(t) for t, _ in items(toks)}
 
-    o_items, r_items = items(o_toks), items(r_toks)
+    o_items, r_items = items(o_toks, o_at), items(r_toks, r_at)
     o_vals = {_date_value(t) for t, _ in o_items}
     r_vals = {_date_value(t) for t, _ in r_items}
     new = [(t, k) for t, k in r_items if _date_value(t) not in o_vals]
     gone = [(t, k) for t, k in o_items if _date_value(t) not in r_vals]
-    if o_side is not None and any(_may_name(o_side.support, _date_value(t)) for t, _ in new):
-        o_vals = values(o_side.all_tokens)
+    if o_at is not None and any(_may_name(o_toks.support, _date_value(t)) for t, _ in new):
+        o_vals = values(o_toks.all_tokens)
         new = [(t, k) for t, k in new if _date_value(t) not in o_vals]
-    if r_side is not None and any(_may_name(r_side.support, _date_value(t)) for t, _ in gone):
-        r_vals = values(r_side.all_tokens)
+    if r_at is not None and any(_may_name(r_toks.support, _date_value(t)) for t, _ in gone):
+        r_vals = values(r_toks.all_tokens)
         gone = [(t, k) for t, k in gone if _date_value(t) not in r_vals]
     out = []
     used = set()
@@ -1327,7 +1351,7 @@ def _places(o_side: "_TokenView | _Sentences", r_side: "_TokenView | _Sentences"
     r_l, r_w = r_side.lows, r_side.words
     out = []
     for k in range(1, len(r_l)) if r_at is None else r_at:
-        if r_l[k - 1] not in _PLACE_PREP or not r_w[k][0].isupper() or r_l[k] not in o_at:
+        if k < 1 or r_l[k - 1] not in _PLACE_PREP or not r_w[k][0].isupper() or r_l[k] not in o_at:
             continue
         place = r_side.token(k)
         if place.low in _WEEKDAYS or place.low in _MONTHS:

@@ -664,39 +664,36 @@ def _edited(text: str, rng, vocab: list[str], rate: float) -> str:
     return " ".join(out)
 
 
-def _near_copy_difference(a: G.Verdict, b: G.Verdict) -> list:
-    """What two verdicts of one pair disagree on, but for the one known difference: a number at a
-    sentence's edge, a day to the whole token list (a month ends the sentence before) and a figure
-    read sentence by sentence."""
-    only_a, only_b = set(a.reasons) - set(b.reasons), set(b.reasons) - set(a.reasons)
-    edge = {(r.start, r.end, r.orig_start, r.orig_end) for r in only_a if r.type.startswith("date_")}
-    rest = [r for r in only_a if (r.start, r.end, r.orig_start, r.orig_end) not in edge]
-    rest += [r for r in only_b if not (r.type.startswith("number_") and (r.start, r.end, r.orig_start, r.orig_end) in edge)]
-    return rest + ([("score", a.score, b.score)] if not rest and a.score != b.score and not edge else [])
-
-
 def test_near_copies_read_sentence_by_sentence_find_what_the_whole_reading_finds(monkeypatch):
     # Reuters stories and seeded near copies of them (1-10% of the words edited, with the changes
-    # the detectors look for): score_near_copy, which reads only the sentences the two versions do
-    # not share, gives score_pair's verdict, findings and spans
+    # the detectors look for), also with naughty strings among their sentences: score_near_copy,
+    # which reads only the sentences the two versions do not share, gives score_pair's verdict,
+    # findings and spans
     import random
 
     texts = [t for t in pl.read_ndjson(need(REUTERS)).head(2500)["text"].to_list() if len(G.words(t)) > G._LONG_TEXT][:400]
     rng = random.Random(7)
     vocab = sorted({w for t in texts[:100] for w in t.split()})
     pairs = [(t, _edited(t, rng, vocab, rate)) for t in texts for rate in (0.01, 0.05)]
+    blns = need(SHARED / "encoding" / "blns" / "blns.json")
+    hostile = [s for s in json.loads(blns.read_text(encoding="utf-8")) if isinstance(s, str)]
+    for _ in range(200):  # stories broken up by naughty strings, joined by odd separators
+        parts: list[str] = []
+        while sum(len(p.split()) for p in parts) < 200:
+            parts.append(rng.choice(hostile) if rng.random() < 0.4 else rng.choice(texts)[:400])
+        text = rng.choice([" ", "\n", "\n\n", ". ", "\u2028", "\u00a0"]).join(parts)
+        pairs.append((text, _edited(text, rng, vocab + hostile[:200], rng.choice([0.01, 0.05, 0.1]))))
     wholes = []
     monkeypatch.setattr(G, "paired_reasons", lambda *a, **k: wholes.append(1) or [])  # the sentence-wise path calls none
     fast = [G.score_near_copy(o, r) for o, r in pairs]
     monkeypatch.undo()
     assert not wholes
     full = [G.score_pair(o, r, unpaired=False) for o, r in pairs]
-    differ = [(k, _near_copy_difference(a, b)) for k, (a, b) in enumerate(zip(full, fast))]
-    assert [(k, d) for k, d in differ if d] == []
+    assert [k for k, (a, b) in enumerate(zip(full, fast)) if a != b] == []
     found = {r.type for v in fast for r in v.reasons}
     assert {"number_changed", "date_changed", "negation_flipped", "modality_changed", "name_misspelt", "name_merged",
             "entity_invented", "entity_dropped", "event_changed", "side_swapped", "nationality_invented"} <= found, found
-    assert len(pairs) >= 600 and sum(v.label == G.GARBLED for v in fast) > 300
+    assert len(pairs) >= 1000 and sum(v.label == G.GARBLED for v in fast) > 300
 
 
 def test_reuters_near_duplicates_read_sentence_by_sentence_as_whole(reuters_result):
@@ -727,3 +724,35 @@ def test_a_near_copy_that_moves_a_place_to_another_person():
     copy = original.replace("in Stockholm. President Joe Biden stayed in Washington", "in Washington. President Joe Biden stayed in Stockholm")
     for v in (G.score_pair(original, copy, unpaired=False), G.score_near_copy(original, copy)):
         assert "relation_changed" in {r.type for r in v.reasons} and v.label == G.GARBLED
+
+
+def test_every_letter_has_a_low_and_pairs_with_kana_sound_marks_score():
+    # NFKD makes the half-width kana sound marks ﾞ and ﾟ combining marks: a token of them once had
+    # an empty low, and a pair whose original held one failed in _Support (dedup score exited with a
+    # traceback)
+    import sys
+
+    letters = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isalnum() and G._TOKEN.fullmatch(c)]
+    assert len(letters) > 100_000 and all(G.low_of(c) for c in letters)
+    original = "Reporters saw ﾟ the Kremlin talks today, ﾞﾟ said Tanaka."
+    rewrite = "Reporters saw the Kremlin talks today with Zelensky, said Tanaka."
+    assert [r.type for r in G.score_pair(original, rewrite).reasons] == ["entity_invented"]
+    long_original = " ".join([original] * 3 + [f"The board met on day {i}." for i in range(30)])
+    long_rewrite = long_original.replace(original, rewrite, 1)
+    assert G.score_near_copy(long_original, long_rewrite) == G.score_pair(long_original, long_rewrite, unpaired=False)
+    proc = run("score", "--original", original, "--rewrite", rewrite, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["garble_label"] == "garbled"
+
+
+def test_a_number_beside_a_month_of_another_sentence_is_read_as_in_the_whole_text():
+    # a number is a day when a month stands beside it, in the next sentence too ("in late February.
+    # 2200 tonnes"): read sentence by sentence, its neighbour is still the whole text's, and two
+    # sentences that differ are not neighbours when a shared one stands between them
+    sessions = "alpha bravo charlie delta echo foxtrot golf hotel india kilo lima oscar papa romeo sierra".split()
+    filler = " ".join(f"The board met in session {w} to review the big plan." for w in sessions)
+    original = filler + " Prices peaked in late February. 2200 tonnes were shipped. Output fell in March. The mill closed. 12 staff left."
+    day = original.replace("2200 tonnes", "2300 tonnes")
+    figure = original.replace("Output fell in March.", "Output rose in March.").replace("12 staff", "13 staff")
+    for copy, want in ((day, {"date_changed"}), (figure, {"number_changed"})):
+        whole, near = G.score_pair(original, copy, unpaired=False), G.score_near_copy(original, copy)
+        assert near == whole and {r.type for r in near.reasons} == want, (near.reasons, want)
