@@ -28,9 +28,6 @@ ANNOTATION_COLUMNS = [
 ]
 
 
-STAGES = ("normalise", "segment", "pairs", "garble", "cluster")
-
-
 @dataclass
 class Result:
     """What :func:`clean` returns: every input record, every passage, and the run's stats."""
@@ -211,13 +208,13 @@ def _untimed(name: str, fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def document_stage(documents: pl.DataFrame, config: PipelineConfig, *, timed=_untimed, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def document_stage(documents: pl.DataFrame, config: PipelineConfig, *, timed=_untimed) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every stage that looks at one document at a time: normalise, drop malformed and empty records,
     segment, within-document pairs, garble scoring of passages. A batch of whole documents in, the
     same documents (with ``drop_reason`` for the early drops) and their passages out; no state is kept,
     so any engine may run it on any partition of the corpus.
     """
-    docs = timed("normalise", normalise, documents, config.normalise, progress=progress)
+    docs = timed("normalise", normalise, documents, config.normalise)
     malformed = docs[MALFORMED].is_not_null()
     empty = ~malformed & (docs[S.TEXT_NORM].str.strip_chars().fill_null("") == "")
     early_drop = pl.when(malformed).then(pl.lit(S.REASON_MALFORMED)).when(empty).then(pl.lit(S.REASON_EMPTY))
@@ -380,37 +377,47 @@ def fingerprint(source, config: PipelineConfig) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed, progress: bool,
-            workers: Workers):
+def _staged(documents: pl.DataFrame, config: PipelineConfig, checkpoints: Checkpoints | None, timed,
+            workers: Workers, bar=None):
     """The document stage over the whole frame, or batch by batch through the checkpoints; batches
     not already done are shared between this process and the workers when there are several, and
-    each is checkpointed as it finishes."""
+    each is checkpointed as it finishes. ``bar`` (a progress bar over the documents) moves as each
+    batch or job is done."""
+    advance = bar.update if bar is not None else (lambda n: None)
     if checkpoints is None:
-        return document_stage(documents, config, timed=timed, progress=progress)
+        out = document_stage(documents, config, timed=timed)
+        advance(documents.height)
+        return out
     size = config.output.checkpoint_documents
     starts = list(range(0, max(documents.height, 1), size))
     done = {k: checkpoints.load(k) for k in range(len(starts))}
     todo = [k for k, d in done.items() if d is None]
+    pending = sum(min(size, documents.height - starts[k]) for k in todo)  # documents not in a finished batch
+    advance(documents.height - pending)  # the batches resumed
     if workers.count <= 1:
         for k in todo:
-            done[k] = _stage_job(documents.slice(starts[k], size), config, timed, progress, threads=0)
+            done[k] = _stage_job(documents.slice(starts[k], size), config, timed, threads=0)
             checkpoints.save(k, *done[k])
+            advance(done[k][0].height)
     else:
         # jobs of at most a batch, several per process, so that the processes finish together
         # (an empty corpus is one empty batch, and one job). Each job saves its part of the batch
         # itself: writing it costs a worker less than sending it back through the pool's pipe.
-        step = job_size(sum(min(size, documents.height - starts[k]) for k in todo), workers.count, _MIN_JOB, size,
+        step = job_size(pending, workers.count, _MIN_JOB, size,
                         per_process=_DOC_JOBS_PER_PROCESS)
         ends = {k: min(starts[k] + size, documents.height) for k in todo}
         pieces = {k: max(1, -(-(ends[k] - starts[k]) // step)) for k in todo}  # jobs (parts) per batch
         jobs = [(k, p, starts[k] + p * step, min(starts[k] + (p + 1) * step, ends[k])) for k in todo for p in range(pieces[k])]
         parts: dict[int, dict[int, tuple]] = {k: {} for k in todo}
+        if bar is not None:
+            bar.set_postfix_str("per-document stages")  # on every process: no one stage to name
         for i, (frames, seconds) in workers.run(
             _stage_part, [(documents.slice(lo, hi - lo), config, checkpoints.folder, k, p) for k, p, lo, hi in jobs]
         ):
             for name, value in seconds.items():
                 timed.add(name, value)
-            k, p = jobs[i][:2]
+            k, p, lo, hi = jobs[i]
+            advance(hi - lo)
             parts[k][p] = frames or read_part(checkpoints.folder, k, p)
             if len(parts[k]) == pieces[k]:  # the batch is whole
                 checkpoints.finish(k, pieces[k])
@@ -445,15 +452,16 @@ def _stage_part(documents: pl.DataFrame, config: PipelineConfig, folder: Path, k
     return frames, {name: block["seconds"] for name, block in stats.items()}
 
 
-def _stage_job(documents: pl.DataFrame, config: PipelineConfig, timed, progress: bool = False, *, threads: int):
+def _stage_job(documents: pl.DataFrame, config: PipelineConfig, timed, *, threads: int):
     """The document stage of a batch, and each document's inputs to the corpus stage
     (:func:`dedup.cluster.cluster_inputs`, on ``threads`` threads), which then only links."""
-    docs, passages = document_stage(documents, config, timed=timed, progress=progress)
+    docs, passages = document_stage(documents, config, timed=timed)
     return timed("cluster", cluster_inputs, docs, config.cluster, threads), passages
 
 
 def stage_timer(stats: dict[str, Any], bar=None):
-    """``timed(name, fn, *args)``: run ``fn`` and add its seconds to ``stats[name]["seconds"]``."""
+    """``timed(name, fn, *args)``: run ``fn`` and add its seconds to ``stats[name]["seconds"]``; the
+    progress ``bar`` names the stage running."""
 
     def add(name: str, seconds: float) -> None:
         block = stats.setdefault(name, {})
@@ -465,8 +473,6 @@ def stage_timer(stats: dict[str, Any], bar=None):
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         add(name, time.perf_counter() - t0)
-        if bar is not None:
-            bar.update(1)
         return out
 
     timed.add = add  # seconds measured elsewhere (a worker process)
@@ -525,10 +531,11 @@ def run(documents: pl.DataFrame, config: PipelineConfig, workers: Workers, *, pr
 
         from tqdm import tqdm
 
-        bar = tqdm(total=len(STAGES), desc="dedup", unit="stage", file=sys.stderr, leave=False)
+        # documents through the per-document stages; then the corpus stages, named beside the full bar
+        bar = tqdm(total=documents.height, desc="dedup", unit="doc", file=sys.stderr, leave=False)
     timed = stage_timer(stats, bar)
 
-    docs, passages = _staged(documents, config, checkpoints, timed, progress, workers)
+    docs, passages = _staged(documents, config, checkpoints, timed, workers, bar)
     if checkpoints is not None:
         stats["input"]["resumed_batches"] = checkpoints.reused
     for name, counts in document_stats(docs, passages, config).items():

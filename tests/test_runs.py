@@ -302,3 +302,22 @@ def test_the_command_stops_its_workers_and_exits_with_its_status(tmp_path):
     assert score.returncode == 0 and json.loads(score.stdout)["garble_label"] == "garbled"
     bad = _cli("clean", tmp_path / "missing.jsonl", "-o", tmp_path / "x")
     assert bad.returncode == 1 and bad.stderr.startswith(b"dedup error: ")
+
+
+def test_the_progress_bar_counts_documents_once(tmp_path, capsys):
+    # the bar on a terminal counts documents through the per-document stages, batch by batch (with
+    # resumed batches counted at once), and names the stage running; it once counted stage calls
+    # against a total of five stages, so that a run of several batches went past 100%
+    src = reuters_head(tmp_path, 2000)
+    config = load_config(None, ["output.checkpoint_documents=700", "engine.processes=1"])
+    clean(src, config, progress=True, workdir=tmp_path / "work")
+    bar = capsys.readouterr().err
+    counts = [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) \[", bar)]
+    assert counts and {total for _, total in counts} == {2000}
+    assert max(n for n, _ in counts) == 2000 and [n for n, _ in counts] == sorted(n for n, _ in counts)
+    assert {"normalise", "garble", "output"} <= set(re.findall(r"doc/s, (\w+)\]", bar))
+    finished = kill_after_batches(src, tmp_path / "out", ["--set", "output.checkpoint_documents=700", "--set", "engine.processes=1"], 1)
+    clean(src, config, progress=True, workdir=tmp_path / "out" / ".dedup-work", resume=True)
+    resumed = [int(n) for n in re.findall(r"(\d+)/2000 \[", capsys.readouterr().err)]
+    assert finished >= 1 and max(resumed) == 2000  # the batches resumed count too
+    assert resumed == sorted(resumed)
