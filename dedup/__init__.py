@@ -6,12 +6,6 @@ that adds columns and drops no rows, usable alone.
 
 import sys
 import types
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("dedup")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
 
 # What each public name is imported from. The names are imported when first asked for (PEP 562),
 # so that ``python -m dedup`` reads its arguments and starts its worker processes before it pays
@@ -30,6 +24,15 @@ _PUBLIC = {
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # asked for by a run's checkpoint fingerprint: importlib.metadata costs 25 ms
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("dedup")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0.0.0+source"
+        globals()[name] = value
+        return value
     if name in _PUBLIC:
         from importlib import import_module
 
