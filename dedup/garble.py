@@ -707,7 +707,7 @@ def _next_is_number(toks: list[Token], i: int) -> bool:
     return i + 1 < len(toks) and toks[i + 1].number
 
 
-def _read(toks: "list[Token] | _Sentences", at: list[tuple[int, Token]] | None = None) -> Iterable[tuple[int, Token]]:
+def _read(toks: "_TokenView | _Sentences", at: list[tuple[int, Token]] | None = None) -> Iterable[tuple[int, Token]]:
     """The tokens a detector reads, with their indices in ``toks``: all, or the pairs ``at`` (those
     of the sentences that differ, :meth:`_Sentences.reading`, of a whole text whose tokens are made
     on demand). A token's neighbours, which may make a number a day, are looked up in ``toks``:
@@ -737,12 +737,21 @@ def _aligned_positions(o_side: "_TokenView | _Sentences", r_side: "_TokenView | 
 
 
 class _TokenView:
-    """A text's tokens as the detectors that read a whole text read them: their words and lows, token
-    ``k``, and the index of the token that starts at an offset (:class:`_Sentences` answers the same
-    questions of a text tokenised a sentence at a time)."""
+    """A text's tokens as the paired detectors read them: a sequence of tokens, with their words and
+    lows, token ``k``, and the index of the token that starts at an offset (:class:`_Sentences`
+    answers the same questions of a text tokenised a sentence at a time)."""
 
     def __init__(self, text: str, toks: list[Token]):
         self.text, self.toks = text, toks
+
+    def __len__(self) -> int:
+        return len(self.toks)
+
+    def __iter__(self):
+        return iter(self.toks)
+
+    def __getitem__(self, k: int) -> Token:
+        return self.toks[k]
 
     @cached_property
     def lows(self) -> list[str]:
@@ -772,7 +781,7 @@ class _Sentences:
 
     Sentences cover every token of the text, and none is cut: they cover all but white space, and a
     sentence ends before white space (a test checks the sentence-wise tokens against the whole
-    text's on Reuters, synthetic copies and hostile strings)."""
+    text's on the seed, Reuters stories, naughty strings and generated text)."""
 
     def __init__(self, text: str):
         self.text = text
@@ -843,9 +852,9 @@ def paired_reasons(original: str, rewrite: str, context: Context | None = None, 
     ctx = context or Context()
     reasons: list[Reason] = []
     o_side, r_side = _TokenView(original, o_toks), _TokenView(rewrite, r_toks)
-    reasons += _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side)
-    reasons += _numbers(o_toks, r_toks, sup_o, sup_r, lower, summary)
-    reasons += _dates(o_toks, r_toks, lower, summary)
+    reasons += _names_and_content(o_side, r_side, sup_o, sup_r, lower, summary, ctx)
+    reasons += _numbers(o_side, r_side, sup_o, sup_r, lower, summary)
+    reasons += _dates(o_side, r_side, lower, summary)
     # Sides, hedges, negations and events are compared where they stand: against the whole original
     # for a short paraphrase, against the original's best-matching sentences for each sentence of a
     # summary or of a long text (a whole document against its near duplicate).
@@ -904,7 +913,7 @@ def near_copy_reasons(o: "_Sentences", r: "_Sentences", ctx: Context) -> list[Re
     sup_o, sup_r = o.support, r.support
     lower = not any(ch.isupper() for ch in rewrite)
     reasons: list[Reason] = []
-    reasons += _names_and_content(o, r, sup_o, sup_r, lower, False, ctx, o, o_at, r_at)
+    reasons += _names_and_content(o, r, sup_o, sup_r, lower, False, ctx, o_at, r_at)
     reasons += _numbers(o, r, sup_o, sup_r, lower, False, o_at, r_at)
     reasons += _dates(o, r, lower, False, o_at, r_at)
     o_sets = [set(lows) - STOP for lows in o.lows_by]
@@ -987,10 +996,10 @@ def _span(tok: Token) -> tuple[int, int]:
     return tok.start, tok.end
 
 
-def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side, o_at=None, r_at=None) -> list[Reason]:
+def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_at=None, r_at=None) -> list[Reason]:
     """Names and rare words of the rewrite the original does not support, and the original's names it
     lost (the tokens ``o_at`` and ``r_at`` of each: see :func:`_read`); a merged name's parts are looked
-    for in the whole original, ``o_side``."""
+    for in the whole original."""
     out: list[Reason] = []
     # a word the other text has as it stands is supported: the cheap test first (a near copy of a
     # long text shares all but a handful of its words)
@@ -1005,7 +1014,7 @@ def _names_and_content(o_toks, r_toks, sup_o, sup_r, lower, summary, ctx, o_side
             if len(t.low) >= 4 and (summary or zipf(t.low) < 3.5):
                 out.append(Reason("content_invented", *_span(t), f"'{t.text}' is not in the original"))
             continue
-        merged = _merged_from(t, o_side)
+        merged = _merged_from(t, o_toks)
         if merged is not None:
             a, b = merged
             out.append(Reason("name_merged", *_span(t), f"'{t.text}' merges the original's '{a.text} {b.text}'", a.start, b.end))
