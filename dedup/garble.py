@@ -918,12 +918,7 @@ def near_copy_reasons(o: "_Sentences", r: "_Sentences", ctx: Context) -> list[Re
     reasons += _dates(o, r, lower, False, o_at, r_at)
     o_sets = [set(lows) - STOP for lows in o.lows_by]
     for i in r_changed:  # _local_pairs(k=1), for the sentences that differ
-        want = set(r.lows_by[i]) - STOP
-        if not want or not o_sets:
-            continue
-        sizes = [len(want & o_set) for o_set in o_sets]
-        best = sizes.index(max(sizes))
-        if len(want & o_sets[best]) / len(want) >= _NEW_MATTER:
+        for best in _rewritten(set(r.lows_by[i]) - STOP, o_sets, 1, _NEW_MATTER):
             reasons += _compared_where_they_stand(o.toks(best), r.toks(i))
     reasons += _quotes(original, rewrite)
     reasons += _terms(o, r, ctx)
@@ -971,18 +966,24 @@ def _local_pairs(original, rewrite, o_toks, r_toks, k: int = 2, min_share: float
     verbatim = {original[s:e] for s, e in o_spans} if skip_verbatim else set()
     out = []
     for (s, e), r_part in zip(r_spans, _by_sentence(r_spans, r_toks)):
-        if rewrite[s:e] in verbatim:
-            continue
-        want = content(r_part)
-        if k == 1:  # the first sentence sharing most (what the sort below gives, without sorting)
-            sizes = [len(want & o) for o in o_sets]
-            best = [sizes.index(max(sizes))] if sizes else []
-        else:
-            best = sorted(range(len(o_sents)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
-        shared = set().union(*(want & o_sets[i] for i in best)) if best else set()
-        if want and len(shared) / len(want) >= min_share:
-            out.append(([t for i in sorted(best) for t in o_sents[i]], r_part))
+        if rewrite[s:e] not in verbatim and (best := _rewritten(content(r_part), o_sets, k, min_share)):
+            out.append(([t for i in best for t in o_sents[i]], r_part))
     return out
+
+
+def _rewritten(want: set[str], o_sets: list[set[str]], k: int, min_share: float) -> list[int]:
+    """Which ``k`` sentences of the original a sentence of the rewrite with content words ``want``
+    rewrites, in order: those sharing most of them (ties to the earlier), or none when they share
+    less than ``min_share`` of them (new matter)."""
+    if not want or not o_sets:
+        return []
+    if k == 1:  # the first sentence sharing most (what the sort below gives, without sorting)
+        sizes = [len(want & o) for o in o_sets]
+        best = [sizes.index(max(sizes))]
+    else:
+        best = sorted(range(len(o_sets)), key=lambda i: (-len(want & o_sets[i]), i))[:k]
+    shared = set().union(*(want & o_sets[i] for i in best))
+    return sorted(best) if len(shared) / len(want) >= min_share else []
 
 
 def _by_sentence(spans: list[tuple[int, int]], toks: list[Token]) -> list[list[Token]]:
