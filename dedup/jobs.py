@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -58,7 +59,8 @@ class Workers:
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: polars' and rapidfuzz's thread pools do not survive a fork
-            self._pool = ProcessPoolExecutor(self.count - 1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.count - 1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_leave_with, initargs=(os.getpid(),))
         return self._pool
 
     @classmethod
@@ -120,6 +122,22 @@ def _input_bytes(source, enough: int = WARM_BYTES) -> int:
         return total
     except OSError:
         return 0  # the reader names the problem
+
+
+def _leave_with(parent: int) -> None:
+    """A worker's initializer: the worker exits once the process that started it is gone. A run
+    killed with ``kill -9`` (or by the kernel for want of memory) closes nothing, and its workers,
+    each holding its imports and tables (about 200 MB), would otherwise wait for jobs forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dedup-parent-watch", daemon=True).start()
+
+
+_PARENT_CHECK = 0.5  # seconds between a worker's looks at its parent
 
 
 def _warm_up() -> None:

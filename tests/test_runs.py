@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -321,3 +322,48 @@ def test_the_progress_bar_counts_documents_once(tmp_path, capsys):
     resumed = [int(n) for n in re.findall(r"(\d+)/2000 \[", capsys.readouterr().err)]
     assert finished >= 1 and max(resumed) == 2000  # the batches resumed count too
     assert resumed == sorted(resumed)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` and that still run (not zombies), from /proc."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and not fields.get("State", "").startswith("Z"):
+            out.append(int(status.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return not (Path("/proc") / str(pid) / "status").read_text().split("State:\t", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def test_workers_leave_when_their_run_is_killed(tmp_path):
+    # kill -9 (or the kernel short of memory) closes nothing: the run's worker processes, each with
+    # its imports and word tables, once waited for jobs forever; they now leave within a second
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads /proc (Linux)")
+    src = reuters_head(tmp_path, 6000)  # over a mebibyte: the workers start before the input is read
+    proc = subprocess.Popen([sys.executable, "-m", "dedup", "clean", str(src), "-o", str(tmp_path / "out"), "-q",
+                             "--set", "engine.processes=2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    workers: list[int] = []
+    while time.time() < deadline and proc.poll() is None:
+        workers = [c for c in _children(proc.pid) if "spawn_main" in (Path("/proc") / str(c) / "cmdline").read_bytes().decode(errors="replace")]
+        if workers:
+            break
+        time.sleep(0.05)
+    assert workers, "the run started no worker process"
+    time.sleep(0.5)  # the worker is past its start-up
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(map(_running, workers)):
+        time.sleep(0.1)
+    assert not any(map(_running, workers))
