@@ -1079,20 +1079,16 @@ def _dates(o_toks, r_toks, lower, summary, o_at=None, r_at=None) -> list[Reason]
     def items(toks, at=None):  # only a number or a date word can be a date (the cheap test first)
         return [(t, k) for i, t in _read(toks, at) if (t.number or t.low in _DATE_WORDS) and (k := _date_kind(t, toks, i, lower))]
 
-    def values(toks):
-        return {_date_value(t) for t, _ in items(toks)}
+    def unnamed(found, named):  # the dates of ``found`` whose value none of ``named`` has
+        vals = {_date_value(t) for t, _ in named}
+        return [(t, k) for t, k in found if _date_value(t) not in vals]
 
     o_items, r_items = items(o_toks, o_at), items(r_toks, r_at)
-    o_vals = {_date_value(t) for t, _ in o_items}
-    r_vals = {_date_value(t) for t, _ in r_items}
-    new = [(t, k) for t, k in r_items if _date_value(t) not in o_vals]
-    gone = [(t, k) for t, k in o_items if _date_value(t) not in r_vals]
+    new, gone = unnamed(r_items, o_items), unnamed(o_items, r_items)
     if o_at is not None and any(_may_name(o_toks.support, _date_value(t)) for t, _ in new):
-        o_vals = values(o_toks.all_tokens)
-        new = [(t, k) for t, k in new if _date_value(t) not in o_vals]
+        new = unnamed(new, items(o_toks.all_tokens))
     if r_at is not None and any(_may_name(r_toks.support, _date_value(t)) for t, _ in gone):
-        r_vals = values(r_toks.all_tokens)
-        gone = [(t, k) for t, k in gone if _date_value(t) not in r_vals]
+        gone = unnamed(gone, items(r_toks.all_tokens))
     out = []
     used = set()
     for t, k in new:
