@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
 def cpu_threads(requested: int = 0) -> int:
@@ -71,7 +71,7 @@ class Workers:
         if str(source) == "-":
             return cls(1)
         workers = cls(processes)
-        if _input_bytes(source) >= WARM_BYTES:
+        if input_bytes(source) >= WARM_BYTES:
             workers.warm()
         return workers
 
@@ -106,7 +106,7 @@ class Workers:
 WARM_BYTES = 1 << 20  # an input this large is shared out; a smaller one may not need the workers at all
 
 
-def _input_bytes(source, enough: int = WARM_BYTES) -> int:
+def input_bytes(source, enough: int = WARM_BYTES) -> int:
     """The size on disk of an input file, or of the files of an input folder, counted until it
     reaches ``enough`` (a folder of a million files is not listed twice); 0 when unreadable."""
     path = Path(str(source))
@@ -148,29 +148,41 @@ def _warm_up() -> None:
     zipf("the")  # loads wordfreq's English table
 
 
-def shared(fn: Callable, jobs: Sequence[tuple], pool: Executor | None = None, slots: int = 0) -> Iterator[tuple[int, Any]]:
+def shared(fn: Callable, jobs: Iterable[tuple], pool: Executor | None = None, slots: int = 0) -> Iterator[tuple[int, Any]]:
     """Run ``fn(*job)`` for every job, ``slots`` at a time on ``pool`` and the rest in this process,
     yielding ``(k, result)`` for job ``k`` as each finishes (so not in order).
 
     Jobs are handed out in order to whoever comes free first: a feeder thread (which only waits)
     gives the pool its next job the moment one of its ``slots`` finishes, and this process takes the
-    next one whenever it has finished its own. With no pool, or no slots, every job runs here, in
-    order. ``fn`` and the jobs must be picklable for the pool. An error in a job, or a broken pool, is
-    raised here when its turn comes.
+    next one whenever it has finished its own. ``jobs`` may be a generator: a job is made only when
+    it is handed out (under a lock, by whichever thread takes it), so at most ``slots + 1`` exist at
+    once, and an error raised while making one is raised here. With no pool, or no slots, every job
+    runs here, in order. ``fn`` and the jobs must be picklable for the pool. An error in a job, or a
+    broken pool, is raised here when its turn comes.
     """
     if pool is None or slots < 1:
         for k, job in enumerate(jobs):
             yield k, fn(*job)
         return
+    source = iter(jobs)
     lock = threading.Lock()
     given = [0]  # jobs handed out so far
+    spent: list = [False, None]  # the jobs are exhausted; the error that making one raised
 
-    def take() -> int | None:
+    def take() -> tuple[int, tuple] | None:
         with lock:
-            if given[0] >= len(jobs):
+            if spent[0]:
                 return None
+            try:
+                job = next(source)
+            except StopIteration:
+                spent[0] = True
+                return None
+            except BaseException as exc:
+                spent[0], spent[1] = True, exc
+                raise
             given[0] += 1
-            return given[0] - 1
+            return given[0] - 1, job
 
     finished: queue.SimpleQueue = queue.SimpleQueue()  # (k, future), or (None, error) from the feeder
 
@@ -178,14 +190,14 @@ def shared(fn: Callable, jobs: Sequence[tuple], pool: Executor | None = None, sl
         running: dict = {}
         try:
             while True:
-                while len(running) < slots and (k := take()) is not None:
-                    running[pool.submit(fn, *jobs[k])] = k
+                while len(running) < slots and (got := take()) is not None:
+                    running[pool.submit(fn, *got[1])] = got[0]
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for f in done:
                     finished.put((running.pop(f), f))
-        except BaseException as exc:  # the pool broke or shut down: raised in the loop below
+        except BaseException as exc:  # the pool broke or shut down, or a job could not be made: raised below
             finished.put((None, exc))
 
     # the pool's threads move each job and result through a pipe in chunks, taking the GIL back for
@@ -195,7 +207,7 @@ def shared(fn: Callable, jobs: Sequence[tuple], pool: Executor | None = None, sl
     sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
     threading.Thread(target=feed, name="dedup-feeder", daemon=True).start()
     try:
-        yield from _collect(fn, jobs, take, finished)
+        yield from _collect(fn, take, given, spent, finished)
     finally:
         sys.setswitchinterval(interval)
 
@@ -203,16 +215,23 @@ def shared(fn: Callable, jobs: Sequence[tuple], pool: Executor | None = None, sl
 _SWITCH_INTERVAL = 0.0002  # seconds; see shared
 
 
-def _collect(fn: Callable, jobs: Sequence[tuple], take: Callable, finished: queue.SimpleQueue) -> Iterator[tuple[int, Any]]:
-    """The loop of :func:`shared` in this process: run the next job, or wait for the pool's."""
-    left = len(jobs)
-    while left:
-        k = take()
-        if k is not None:
-            result = fn(*jobs[k])
-            left -= 1
+def _collect(fn: Callable, take: Callable, given: list[int], spent: list, finished: queue.SimpleQueue) -> Iterator[tuple[int, Any]]:
+    """The loop of :func:`shared` in this process: run the next job, or wait for the pool's. It ends
+    when the jobs are exhausted and every one handed out has been yielded (then nothing runs on the
+    pool), raising the error that making a job raised, if any."""
+    yielded = 0
+    while True:
+        got = take()
+        if got is not None:
+            k, job = got
+            result = fn(*job)
+            yielded += 1
             yield k, result
             ready = []
+        elif yielded == given[0]:
+            if spent[1] is not None:
+                raise spent[1]
+            return
         else:  # nothing left to take: wait for the pool
             ready = [finished.get()]
         while not finished.empty():
@@ -220,5 +239,5 @@ def _collect(fn: Callable, jobs: Sequence[tuple], take: Callable, finished: queu
         for k, f in ready:
             if k is None:
                 raise f
-            left -= 1
+            yielded += 1
             yield k, f.result()

@@ -323,25 +323,41 @@ class Checkpoints:
 
     def read(self, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The documents and passages of finished batch ``k``."""
-        parts = json.loads(self.path("batch", k, "json").read_text(encoding="utf-8"))["parts"]
-        return _concat([read_part(self.folder, k, p) for p in range(parts)])
+        return read_batch(self.folder, k)
 
     def save(self, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
-        """Save a batch in one part; ``extra`` maps file names (``"keys-000003.parquet"``) to writers
-        ``fn(tmp_path)``, written before the batch is marked done."""
-        save_part(self.folder, k, 0, docs, passages)
-        for name, writer in (extra or {}).items():
-            write_atomic(self.folder / name, writer)
-        self.finish(k, 1)
+        """Save a batch in one part (:func:`save_batch`)."""
+        save_batch(self.folder, k, docs, passages, extra)
 
     def finish(self, k: int, parts: int) -> None:
         """Mark batch ``k`` done: its ``parts`` parts are written."""
-        write_text(self.path("batch", k, "json"), json.dumps({"parts": parts}) + "\n")
+        finish_batch(self.folder, k, parts)
 
     def remove(self) -> None:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def read_batch(folder: Path, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The documents and passages of finished batch ``k`` in the work ``folder``."""
+    parts = json.loads((folder / f"batch-{k:06d}.json").read_text(encoding="utf-8"))["parts"]
+    return _concat([read_part(folder, k, p) for p in range(parts)])
+
+
+def save_batch(folder: Path, k: int, docs: pl.DataFrame, passages: pl.DataFrame, extra: dict[str, Any] | None = None) -> None:
+    """Save batch ``k`` in one part to the work ``folder``; ``extra`` maps file names
+    (``"keys-000003.parquet"``) to writers ``fn(tmp_path)``, written before the batch is marked done.
+    Any process may run it (a worker saves the batch it staged)."""
+    save_part(folder, k, 0, docs, passages)
+    for name, writer in (extra or {}).items():
+        write_atomic(folder / name, writer)
+    finish_batch(folder, k, 1)
+
+
+def finish_batch(folder: Path, k: int, parts: int) -> None:
+    """Mark batch ``k`` done: its ``parts`` parts are written."""
+    write_text(folder / f"batch-{k:06d}.json", json.dumps({"parts": parts}) + "\n")
 
 
 def part_files(folder: Path, k: int, p: int) -> tuple[Path, Path]:

@@ -18,16 +18,25 @@ same (a test compares them file by file with the in-memory run's).
 
 What stays in memory for the whole run is about 100 bytes per document (the compact rows) plus
 the candidate pairs of one band; everything else is bounded by the batch size.
+
+Passes 1 and 3 share their batches between this process and ``engine.processes - 1`` worker
+processes (one process per :data:`PROCESS_BUDGET` of the budget at most): whichever is free takes
+the next batch, stages (or finishes) it whole and saves it; this process reads the input and writes
+the outputs in input order, a batch finished out of turn waiting on disk. Each process holds a batch
+at a time, and batches are a ``processes``-th of one process's, so the budget counts them all
+together (``stats.json`` reports the peaks of every process, summed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import shutil
 import sys
 import time
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +49,12 @@ from .cluster import (
 )
 from .config import PipelineConfig, parse_size
 from .errors import ConfigError, DedupError
-from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_text
+from .io import INTERNAL, FrameWriter, empty_documents, iter_input, write_atomic, write_text
+from .jobs import WARM_BYTES, Workers, cpu_threads, input_bytes, shared
 from .minhash import band_keys, bucket_pairs, fold_all, spans
 from .pipeline import (
-    Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats,
-    duplicate_ids, fingerprint, finish_documents, output_files, remove_stale, result_counts, stage_timer,
+    Checkpoints, Result, add_counts, check_accounting, document_stage, document_stats, duplicate_ids,
+    fingerprint, finish_documents, output_files, read_batch, remove_stale, result_counts, save_batch, stage_timer,
 )
 from .report import markdown_report, merge_samples, report_samples
 
@@ -83,13 +93,15 @@ class Budget:
         return self.bytes // 48
 
     @classmethod
-    def of(cls, config: PipelineConfig) -> Budget:
+    def of(cls, config: PipelineConfig, processes: int = 1) -> Budget:
+        """The budget of ``config`` shared by ``processes`` processes, each staging a batch at a
+        time: a batch is a ``processes``-th of what one process alone would take."""
         total = parse_size(config.engine.memory_budget, "engine.memory_budget")
         if total < MIN_BUDGET:
             raise ConfigError(
                 f"engine.memory_budget = {config.engine.memory_budget!r} is too small to hold a batch; "
                 f'give at least "{MIN_BUDGET // 10**6}MB" (it counts memory for data, above the ~200 MB dedup needs itself)')
-        return cls(total, config.output.checkpoint_documents, total // 3 // BYTES_PER_CHAR)
+        return cls(total, config.output.checkpoint_documents, total // 3 // BYTES_PER_CHAR // max(1, processes))
 
 
 def _peak_rss() -> int:
@@ -142,36 +154,117 @@ def _base_rss(config: PipelineConfig) -> int:
     return _rss()
 
 
+def _worker_base(config: PipelineConfig) -> tuple[int, int]:
+    """In a worker process: its pid and its memory before any data (:func:`_base_rss`), with
+    pyarrow on the system allocator, as in the run's own process (the workers are the run's alone)."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    return os.getpid(), _base_rss(config)
+
+
 def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | Path, *, resume: bool = False,
                     progress: bool = False) -> dict[str, Any]:
     """Clean ``source`` into ``out_dir`` within ``config.engine.memory_budget``; return the stats.
 
-    Writes the files :meth:`dedup.pipeline.Result.write` writes, with the same contents.
+    Writes the files :meth:`dedup.pipeline.Result.write` writes, with the same contents. An input
+    of :data:`dedup.jobs.WARM_BYTES` or more is shared between this process and
+    ``engine.processes - 1`` workers, each staging a batch at a time, with batches a
+    ``processes``-th of one process's, so that the budget holds for all of them together.
     """
     import pyarrow as pa
 
-    budget = Budget.of(config)
-    pool = pa.default_memory_pool()
+    workers = Workers(_processes(source, config))
+    pool = workers.pool(workers.count)
+    arrow_pool = pa.default_memory_pool()
     # pyarrow's default allocator (mimalloc) keeps what it freed for reuse, tens of MB after joining
     # the Parquet parts; the system allocator gives it back
     pa.set_memory_pool(pa.system_memory_pool())
     try:
+        # each worker measures its own base while this process measures its
+        warming = [pool.submit(_worker_base, config) for _ in range(workers.count - 1)] if pool is not None else []
         base = _base_rss(config)
-        return _run(source, config, Path(out_dir), budget, resume=resume, base=base, progress=progress)
+        bases = dict(f.result() for f in warming)
+        team = _Team(workers, pool, base, bases)
+        return _run(source, config, Path(out_dir), Budget.of(config, team.processes), resume=resume, base=base,
+                    progress=progress, team=team)
     finally:
-        pa.set_memory_pool(pool)
+        pa.set_memory_pool(arrow_pool)
+        workers.close()
+
+
+def _processes(source, config: PipelineConfig) -> int:
+    """How many processes a streaming run uses: ``engine.processes`` (0: every usable CPU), but one
+    for an input under :data:`dedup.jobs.WARM_BYTES` (a worker's start-up would cost more than it
+    saves) and at most one per :data:`PROCESS_BUDGET` of the budget."""
+    if input_bytes(source) < WARM_BYTES:
+        return 1
+    total = parse_size(config.engine.memory_budget, "engine.memory_budget")
+    return max(1, min(cpu_threads(config.engine.processes), total // PROCESS_BUDGET))
+
+
+# Each process of a streaming run holds, beside its batches, its own word caches and allocator
+# arenas: a worker raised the data peak of a 2-process run 10-25 MB above the 1-process run's
+# (64 MB budget, 200 MB corpus, garble off: 72 against 55 MB; 256 MB budget, 60 MB corpus, garble
+# on: 103 against 78 MB), which a 64 MB budget cannot spare. So a process needs this much budget.
+PROCESS_BUDGET = 128 * 10**6
+
+
+class _Team:
+    """The processes of a streaming run: this one and its workers, with the memory each held before
+    any data (``bases``, by pid) and the peak each has reported since (a job returns its process's)."""
+
+    def __init__(self, workers: Workers | None = None, pool=None, base: int = 0, bases: dict[int, int] | None = None):
+        self.pool = pool
+        self.slots = workers.count - 1 if pool is not None else 0
+        self.processes = 1 + self.slots
+        self.base = base
+        self.bases = bases or {}
+        self.peaks: dict[int, int] = {}
+
+    def note(self, pid: int, peak: int) -> None:
+        if pid != os.getpid():
+            self.peaks[pid] = max(self.peaks.get(pid, 0), peak)
+
+    def worker_base(self, pid: int) -> int:
+        # a worker that took no warm-up job (two went to one process) is measured like the others
+        return self.bases.get(pid, min(self.bases.values(), default=0))
+
+    def base_rss(self) -> int:
+        """What every process held before any data."""
+        return self.base + sum(self.worker_base(pid) for pid in self.peaks)
+
+    def peak_rss(self) -> int:
+        """The peaks of every process so far, summed: a bound on the peak of them all at once."""
+        return _peak_rss() + sum(self.peaks.values())
+
+    def data_peak(self) -> int:
+        return self.peak_rss() - self.base_rss()
 
 
 def _bar(progress: bool, desc: str, total: int | None = None):
-    """A progress bar on stderr (a no-op without ``progress``), counting batches."""
+    """A progress bar on stderr, counting batches (without ``progress``, a stand-in that does
+    nothing: a tqdm bar, even disabled, makes a multiprocessing lock, which a worker process, stopped
+    at the end of the run, would leave behind in the resource tracker, which warns of it)."""
+    if not progress:
+        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=" batches", file=sys.stderr, leave=False, disable=not progress)
+    return tqdm(total=total, desc=desc, unit=" batches", file=sys.stderr, leave=False)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, base: int,
-         progress: bool = False) -> dict[str, Any]:
+         progress: bool = False, team: _Team | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
+    team = team or _Team(base=base)
     out.mkdir(parents=True, exist_ok=True)
     if str(source) == "-" and resume:
         raise DedupError("--resume needs an input file or folder (not stdin)")
@@ -185,52 +278,53 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     timed = stage_timer(stats)
     spill = _Spill(work)
 
-    # pass 1: the document stage, batch by batch
-    t0 = time.perf_counter()
+    # pass 1: the document stage, batch by batch, each batch staged and saved by whichever process
+    # is free (this one reads the batches)
     fmt, batches = iter_input(source, config.input, batch_documents=budget.batch_documents, batch_chars=budget.batch_chars)
     batches = _at_least_one(batches, lambda: empty_documents(source, config.input))
     columns: dict[str, None] = {config.input.id_field: None, config.input.text_field: None}
-    counts: dict = {}
     over_budget: list[str] = []
+    read_seconds = [0.0]
+    bar = _bar(progress, "dedup: documents")
+
+    def stage_jobs():
+        for k in count():
+            t0 = time.perf_counter()
+            frame = next(batches, None)
+            read_seconds[0] += time.perf_counter() - t0
+            if frame is None:
+                return
+            bar.update(1)
+            for c in frame.columns:
+                if c not in INTERNAL:
+                    columns.setdefault(c)
+            if frame.height == 1 and len(frame[S.TEXT][0] or "") > budget.batch_chars:
+                over_budget.append(frame[S.DOC_ID][0])
+                print(f"dedup: warning: record {frame[S.DOC_ID][0]!r} (line {frame[S.SOURCE_LINE][0]}) holds "
+                      f"{len(frame[S.TEXT][0]) / 1e6:.1f} million characters, more than a batch of this memory budget; "
+                      f"it is cleaned alone and may take more memory than the budget", file=sys.stderr)
+            spill.add(k, int(frame[S.ROW][0]) if frame.height else 0)
+            if work.done(k):
+                work.reused += 1
+            else:
+                yield frame, run_config, config, work.folder, k
+            del frame
+
     signature_seconds = 0.0
     worst: dict[str, Any] = {"rise_bytes": 0}
-    bar = _bar(progress, "dedup: documents")
-    for k, frame in enumerate(batches):
-        bar.update(1)
-        for c in frame.columns:
-            if c not in INTERNAL:
-                columns.setdefault(c)
-        if frame.height == 1 and len(frame[S.TEXT][0] or "") > budget.batch_chars:
-            over_budget.append(frame[S.DOC_ID][0])
-            print(f"dedup: warning: record {frame[S.DOC_ID][0]!r} (line {frame[S.SOURCE_LINE][0]}) holds "
-                  f"{len(frame[S.TEXT][0]) / 1e6:.1f} million characters, more than a batch of this memory budget; "
-                  f"it is cleaned alone and may take more memory than the budget", file=sys.stderr)
-        if not work.done(k):
-            before = _peak_rss()
-            docs, passages = document_stage(frame, run_config, timed=timed)
-            if _peak_rss() - before > worst["rise_bytes"]:  # the batch that raised the peak most
-                worst = {"batch": k, "rise_bytes": _peak_rss() - before, "documents": frame.height,
-                         "chars": int(frame[S.TEXT].str.len_chars().sum() or 0)}
-            block = document_stats(docs, passages, config)
-            t_sig = time.perf_counter()
-            keys, sig, bands = _cluster_inputs(docs, config)
-            signature_seconds += time.perf_counter() - t_sig
-            work.save(k, docs, passages, {
-                f"keys-{k:06d}.parquet": lambda tmp, keys=keys: keys.write_parquet(tmp),
-                f"sig-{k:06d}.npy": lambda tmp, sig=sig: _save_npy(tmp, sig),
-                f"bands-{k:06d}.npy": lambda tmp, bands=bands: _save_npy(tmp, bands),
-                **{f"{field}-{k:06d}.bin": (lambda tmp, col=docs[field]: _save_ragged(tmp, col)) for field in STORED},
-                f"stats-{k:06d}.json": lambda tmp, block=block: tmp.write_text(json.dumps(block), encoding="utf-8"),
-            })
-            del docs, passages, sig, bands
-        else:
-            work.reused += 1
-        spill.add(k, int(frame[S.ROW][0]) if frame.height else 0)
-        counts = add_counts(counts, json.loads(work.path("stats", k, "json").read_text(encoding="utf-8")))
-        del frame
+    for _, got in shared(_stage_batch, stage_jobs(), team.pool, team.slots):
+        for name, seconds in got["seconds"].items():
+            timed.add(name, seconds)
+        signature_seconds += got["signature_seconds"]
+        if got["rise"]["rise_bytes"] > worst["rise_bytes"]:  # the batch that raised a process's peak most
+            worst = got["rise"]
+        team.note(got["pid"], got["peak_rss_bytes"])
     bar.close()
-    read_and_stage = time.perf_counter() - t0
-    peaks = {"documents": _peak_rss() - base}
+    counts: dict = {}
+    for k in range(spill.batches):  # in input order, as one run over the whole corpus counts
+        counts = add_counts(counts, json.loads(work.path("stats", k, "json").read_text(encoding="utf-8")))
+    peaks = {"documents": team.data_peak()}
+    walls = {"documents": time.perf_counter() - t_start}
     keys = spill.keys()
     stats["input"] = {"records": keys.height, "duplicate_ids": _duplicate_ids(keys, spill), "resumed_batches": work.reused}
     for name, block in counts.items():
@@ -238,44 +332,56 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
 
     # pass 2: clusters
     members, cstats = timed("cluster", _cluster, keys, spill, config, budget)
-    peaks["cluster"] = _peak_rss() - base
+    peaks["cluster"] = team.data_peak()
+    walls["cluster"] = time.perf_counter() - t_start - sum(walls.values())
     stats["cluster"].update(cstats)
     if config.cluster.enabled and keys.height:  # the in-memory run's keys, where it has them
         stats["cluster"]["signature_seconds"] = round(signature_seconds, 4)
 
-    # pass 3: cluster verdicts, garble scores of near duplicates, outputs
+    # pass 3: cluster verdicts, garble scores of near duplicates, outputs; each batch finished by
+    # whichever process is free, and written here in input order
     writers = {name: FrameWriter(path, file_fmt) for name, (path, file_fmt) in output_files(out, config.output.format, fmt).items()}
     samples: dict[str, pl.DataFrame] = {}
     result: dict[str, Any] = {}
     garbled_copies = 0
     n_ex = config.output.report_examples
+    stats.setdefault("output", {"seconds": 0.0})
+
+    def finish_jobs():
+        ends = [*spill.starts[1:], None]
+        for k in range(spill.batches):
+            lo, hi = spill.starts[k], ends[k]
+            mine = members.filter(pl.col(S.ROW) >= lo) if hi is None else members.filter(pl.col(S.ROW).is_between(lo, hi - 1))
+            yield work.folder, k, mine, spill, config, columns, fmt, os.getpid()
+
+    ready: dict[int, dict] = {}  # finished batches waiting for an earlier one, their frames on disk
+    written = 0
     try:
         bar = _bar(progress, "dedup: outputs", spill.batches)
-        for k in range(spill.batches):
+        for k, got in shared(_finish_batch, finish_jobs(), team.pool, team.slots):
             bar.update(1)
-            docs, passages = work.read(k)
-            docs = _with_clusters(docs, members)
-            kept = None
-            if config.garble.enabled:
-                near_kept = docs.filter(pl.col(S.DUP_KIND) == "near")[S.KEPT_ROW].unique().sort()
-                kept = spill.frame(near_kept.to_numpy(), [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW])
-            docs, passages = finish_documents(docs, passages, config, timed, kept)
-            if config.garble.enabled:
-                garbled_copies += int((docs[S.G_LABEL] == "garbled").sum())
-            batch = Result(docs.with_columns(_missing(docs, columns, config)), passages, {}, config, fmt, list(columns))
-            t0 = time.perf_counter()
-            for name, frame in batch.output_frames().items():
-                writers[name].write(frame)
-            stats["output"]["seconds"] = round(stats["output"]["seconds"] + time.perf_counter() - t0, 4)
-            mine = report_samples(docs, passages, n_ex)
-            samples = merge_samples([samples, mine], n_ex) if samples else mine
-            result = add_counts(result, result_counts(docs))
-            del docs, passages, batch, frame, kept
+            team.note(got["pid"], got["peak_rss_bytes"])
+            for name, seconds in got["seconds"].items():
+                timed.add(name, seconds)
+            if k != written and got["frames"] is not None:  # made here, out of turn: held on disk, not in memory
+                got["files"] = _spill_frames(work.folder, k, got.pop("frames"))
+                got["frames"] = None
+            ready[k] = got
+            while written in ready:  # every batch up to here is finished: write them in order
+                done = ready.pop(written)
+                t0 = time.perf_counter()
+                _write_frames(writers, done)
+                stats["output"]["seconds"] = round(stats["output"]["seconds"] + time.perf_counter() - t0, 4)
+                garbled_copies += done["garbled_copies"]
+                samples = merge_samples([samples, done["samples"]], n_ex) if samples else done["samples"]
+                result = add_counts(result, done["counts"])
+                written += 1
         bar.close()
-        peaks["verdicts"] = _peak_rss() - base
+        peaks["verdicts"] = team.data_peak()
         for w in writers.values():
             w.close()
-        peaks["outputs"] = _peak_rss() - base
+        peaks["outputs"] = team.data_peak()
+        walls["outputs"] = time.perf_counter() - t_start - sum(walls.values())
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -286,13 +392,12 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
                        "dropped_by_reason": result.get("dropped_by_reason", {})}
     check_accounting(stats)
     stats["input"].update(source=str(source), format=fmt)
-    stats["input"]["seconds"] = round(max(0.0, read_and_stage - sum(
-        stats.get(s, {}).get("seconds", 0.0) for s in ("normalise", "segment", "pairs", "garble"))), 4)
+    stats["input"]["seconds"] = round(read_seconds[0], 4)
     stats["engine"] = {
         "name": "polars", "mode": "streaming", "memory_budget": config.engine.memory_budget, "batches": spill.batches,
-        "batch_documents": budget.batch_documents, "batch_chars": budget.batch_chars,
-        "base_rss_bytes": base, "peak_rss_bytes": _peak_rss(), "data_peak_bytes": _peak_rss() - base,
-        "data_peak_bytes_by_pass": peaks,
+        "processes": team.processes, "batch_documents": budget.batch_documents, "batch_chars": budget.batch_chars,
+        "base_rss_bytes": team.base_rss(), "peak_rss_bytes": team.peak_rss(), "data_peak_bytes": team.data_peak(),
+        "data_peak_bytes_by_pass": peaks, "seconds_by_pass": {k: round(v, 4) for k, v in walls.items()},
         "over_budget_records": over_budget, "batch_raising_the_peak_most": worst,
     }
     stats["total_seconds"] = round(time.perf_counter() - t_start, 4)
@@ -304,6 +409,79 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     write_text(out / "report.md", report)
     write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")  # last: the manifest
     return stats
+
+
+def _stage_batch(frame: pl.DataFrame, run_config: PipelineConfig, config: PipelineConfig, folder: Path, k: int) -> dict[str, Any]:
+    """Pass 1 for batch ``k``, in any process: the document stage, its counts and the cluster
+    inputs, all saved to the work ``folder`` (the batch marked done last). Returns what the run
+    adds up: seconds per stage, the process's pid and peak memory, how much the batch raised it."""
+    stats: dict[str, Any] = {}
+    before = _peak_rss()
+    docs, passages = document_stage(frame, run_config, timed=stage_timer(stats))
+    rise = {"batch": k, "rise_bytes": _peak_rss() - before, "documents": frame.height,
+            "chars": int(frame[S.TEXT].str.len_chars().sum() or 0)}
+    block = document_stats(docs, passages, config)
+    t_sig = time.perf_counter()
+    keys, sig, bands = _cluster_inputs(docs, config)
+    signature_seconds = time.perf_counter() - t_sig
+    save_batch(folder, k, docs, passages, {
+        f"keys-{k:06d}.parquet": lambda tmp: keys.write_parquet(tmp),
+        f"sig-{k:06d}.npy": lambda tmp: _save_npy(tmp, sig),
+        f"bands-{k:06d}.npy": lambda tmp: _save_npy(tmp, bands),
+        **{f"{field}-{k:06d}.bin": (lambda tmp, col=docs[field]: _save_ragged(tmp, col)) for field in STORED},
+        f"stats-{k:06d}.json": lambda tmp: tmp.write_text(json.dumps(block), encoding="utf-8"),
+    })
+    return {"seconds": {name: b["seconds"] for name, b in stats.items()}, "signature_seconds": signature_seconds,
+            "rise": rise, "pid": os.getpid(), "peak_rss_bytes": _peak_rss()}
+
+
+def _finish_batch(folder: Path, k: int, members: pl.DataFrame, spill: "_Spill", config: PipelineConfig,
+                  columns: dict[str, None], fmt: str, writer_pid: int) -> dict[str, Any]:
+    """Pass 3 for batch ``k``, in any process: its cluster columns (``members``: those of its
+    rows), the garble scores of its near duplicates against their kept copies (read back), its
+    output frames, report samples and counts. A worker leaves the frames in the work ``folder``
+    (``files``); the process that writes the outputs (``writer_pid``) returns them (``frames``)."""
+    docs, passages = read_batch(folder, k)
+    docs = _with_clusters(docs, members)
+    kept = None
+    if config.garble.enabled:
+        near_kept = docs.filter(pl.col(S.DUP_KIND) == "near")[S.KEPT_ROW].unique().sort()
+        kept = spill.frame(near_kept.to_numpy(), [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW])
+    stats: dict[str, Any] = {}
+    timed = stage_timer(stats)
+    docs, passages = finish_documents(docs, passages, config, timed, kept)
+    batch = Result(docs.with_columns(_missing(docs, columns, config)), passages, {}, config, fmt, list(columns))
+    frames = timed("output", batch.output_frames)
+    got = {
+        "garbled_copies": int((docs[S.G_LABEL] == "garbled").sum()) if config.garble.enabled else 0,
+        "samples": report_samples(docs, passages, config.output.report_examples), "counts": result_counts(docs),
+        "frames": frames, "files": None,
+    }
+    if os.getpid() != writer_pid:  # a worker: the frames go through the disk, not the pipe
+        got["files"], got["frames"] = timed("output", _spill_frames, folder, k, frames), None
+    got.update(seconds={name: b["seconds"] for name, b in stats.items()}, pid=os.getpid(), peak_rss_bytes=_peak_rss())
+    return got
+
+
+def _spill_frames(folder: Path, k: int, frames: dict[str, pl.DataFrame]) -> dict[str, Path]:
+    """Output frames of batch ``k`` saved to the work ``folder`` until their turn to be written
+    (Arrow IPC, uncompressed: every type kept as it is, and quick to read back)."""
+    paths = {name: folder / f"out-{k:06d}-{name}.arrow" for name in frames}
+    for name, frame in frames.items():
+        write_atomic(paths[name], lambda tmp, frame=frame: frame.write_ipc(tmp, compression="uncompressed"))
+    return paths
+
+
+def _write_frames(writers: dict[str, FrameWriter], got: dict[str, Any]) -> None:
+    """Append a finished batch's output frames to the outputs: those it holds, or those it left in
+    the work folder (:func:`_spill_frames`; each file removed once written)."""
+    if got["frames"] is not None:
+        for name, frame in got["frames"].items():
+            writers[name].write(frame)
+        return
+    for name, path in got["files"].items():
+        writers[name].write(pl.read_ipc(path))
+        path.unlink()
 
 
 def _at_least_one(batches, empty):

@@ -243,6 +243,47 @@ def test_jobs_are_shared_between_the_pool_and_this_process():
     assert dict(shared(_square_on, [(k, gate) for k in range(3)])) == {k: (k * k, "here") for k in range(3)}  # no pool
 
 
+def test_jobs_made_as_they_are_handed_out():
+    """Jobs from a generator are made one at a time, when a process comes free: never more than
+    the pool's slots and this process's one are out at once, every job runs once, and an error
+    raised while making a job is raised to the caller (after the jobs handed out before it)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dedup.jobs import shared
+
+    lock = threading.Lock()
+    out = [0]  # jobs made and not yet finished
+    most = [0]
+
+    def jobs(n, fail_at=None):
+        for k in range(n):
+            if k == fail_at:
+                raise ValueError(f"record {k} is broken")
+            with lock:
+                out[0] += 1
+                most[0] = max(most[0], out[0])
+            yield (k,)
+
+    def work(k):
+        time.sleep(0.002 * (k % 3))
+        with lock:
+            out[0] -= 1
+        return k * k
+
+    with ThreadPoolExecutor(1) as pool:
+        got = dict(shared(work, jobs(40), pool, slots=1))
+        assert got == {k: k * k for k in range(40)} and most[0] <= 2
+        seen = []
+        with pytest.raises(ValueError, match="record 7 is broken"):
+            for k, _ in shared(work, jobs(40, fail_at=7), pool, slots=1):
+                seen.append(k)
+        assert set(seen) <= set(range(7))
+    with pytest.raises(ValueError, match="record 2 is broken"):  # no pool: in order, here
+        list(shared(work, jobs(5, fail_at=2)))
+
+
 def test_workers_start_before_the_input_is_read_only_when_it_is_large(tmp_path):
     """The command line starts its worker processes before it reads (or imports the stages for) an
     input large enough to be shared out, and starts none for a small one: a worker that is still

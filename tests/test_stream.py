@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from benchmarks.corpus import news_file
-from dedup.config import load_config
+from dedup.config import load_config, parse_size
 from dedup.errors import ConfigError
 
 from .conftest import REUTERS, ROOT, cli, kill_after_batches, need, reuters_head, without_seconds
@@ -43,16 +43,22 @@ def _same_outputs(a: Path, b: Path, fmt: str = "jsonl") -> None:
     assert _stats_without_engine(a / "stats.json") == _stats_without_engine(b / "stats.json")
 
 
-def test_streaming_writes_what_the_in_memory_run_writes(tmp_path):
+@pytest.mark.parametrize("budget, processes", [("64MB", 1), ("256MB", 2)])
+def test_streaming_writes_what_the_in_memory_run_writes(tmp_path, budget, processes):
     """6,000 Reuters stories (real exact and near copies among them) in batches of at most 700
-    documents: every output equals the in-memory run's, bytes for the JSONL files."""
+    documents: every output equals the in-memory run's, bytes for the JSONL files. With 256 MB, two
+    processes share the batches (each stages, saves and finishes whole batches, in any order; the
+    outputs are written in input order), and 64 MB keeps the run in one (PROCESS_BUDGET)."""
     src = reuters_head(tmp_path, 6000)
-    assert cli("clean", src, "-o", tmp_path / "memory", "-q").returncode == 0
-    proc = cli("clean", src, "-o", tmp_path / "stream", "--memory-budget", "64MB", "--set", "output.checkpoint_documents=700")
+    assert cli("clean", src, "-o", tmp_path / "memory", "-q", "--set", "engine.processes=2").returncode == 0
+    proc = cli("clean", src, "-o", tmp_path / "stream", "--memory-budget", budget, "--set", "output.checkpoint_documents=700",
+               "--set", "engine.processes=2")
     assert proc.returncode == 0, proc.stderr
-    assert b"streamed in" in proc.stderr
+    assert proc.stderr.decode().splitlines()[-1].startswith("streamed in")  # and no warning
     stats = json.loads((tmp_path / "stream" / "stats.json").read_text())
     assert stats["engine"]["batches"] >= 9 and stats["cluster"]["near_duplicates"] > 0 and stats["cluster"]["exact_duplicates"] > 0
+    assert stats["engine"]["processes"] == processes
+    assert stats["engine"]["data_peak_bytes"] <= parse_size(budget, "budget")
     _same_outputs(tmp_path / "memory", tmp_path / "stream")
     assert not (tmp_path / "stream" / ".dedup-work").exists()
 
@@ -134,11 +140,12 @@ def test_streaming_bad_input_as_in_memory(tmp_path):
     assert a.stderr == b.stderr and a.stderr.decode().startswith("dedup error: ") and len(a.stderr.splitlines()) == 1
 
 
-def test_streaming_resume_after_kill(tmp_path):
+@pytest.mark.parametrize("budget", ["64MB", "256MB"])
+def test_streaming_resume_after_kill(tmp_path, budget):
     """Kill a streaming run after some batches; --resume finishes with the bytes of a run never
-    interrupted, reusing the finished batches."""
+    interrupted, reusing the finished batches (with 256 MB, two processes finish them in any order)."""
     src = reuters_head(tmp_path, 4000)
-    setting = ["--memory-budget", "64MB", "--set", "output.checkpoint_documents=300"]
+    setting = ["--memory-budget", budget, "--set", "output.checkpoint_documents=300", "--set", "engine.processes=2"]
     assert cli("clean", src, "-o", tmp_path / "whole", "-q", *setting).returncode == 0
     out = tmp_path / "killed"
     work = out / ".dedup-work"
