@@ -149,7 +149,7 @@ def _base_rss(config: PipelineConfig) -> int:
         src.write_text("".join(json.dumps({"id": f"w{k}", "text": t}) + "\n" for k, t in enumerate(_WARM_UP)), encoding="utf-8")
         warm = dataclasses.replace(config, input=dataclasses.replace(config.input, id_field="id", text_field="text", format="jsonl"),
                                    output=dataclasses.replace(config.output, format="parquet", checkpoint_documents=2))
-        _run(src, warm, Path(tmp) / "out", Budget.of(warm), resume=False, base=0)
+        _run(src, warm, Path(tmp) / "out", Budget.of(warm), resume=False, team=_Team(base=0))
     gc.collect()
     return _rss()
 
@@ -185,9 +185,9 @@ def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | P
         warming = [pool.submit(_worker_base, config) for _ in range(workers.count - 1)] if pool is not None else []
         base = _base_rss(config)
         bases = dict(f.result() for f in warming)
-        team = _Team(workers, pool, base, bases)
-        return _run(source, config, Path(out_dir), Budget.of(config, team.processes), resume=resume, base=base,
-                    progress=progress, team=team)
+        team = _Team(base, pool, workers.count - 1, bases)
+        return _run(source, config, Path(out_dir), Budget.of(config, team.processes), resume=resume, team=team,
+                    progress=progress)
     finally:
         pa.set_memory_pool(arrow_pool)
         workers.close()
@@ -214,9 +214,9 @@ class _Team:
     """The processes of a streaming run: this one and its workers, with the memory each held before
     any data (``bases``, by pid) and the peak each has reported since (a job returns its process's)."""
 
-    def __init__(self, workers: Workers | None = None, pool=None, base: int = 0, bases: dict[int, int] | None = None):
+    def __init__(self, base: int, pool=None, slots: int = 0, bases: dict[int, int] | None = None):
         self.pool = pool
-        self.slots = workers.count - 1 if pool is not None else 0
+        self.slots = slots if pool is not None else 0
         self.processes = 1 + self.slots
         self.base = base
         self.bases = bases or {}
@@ -261,10 +261,9 @@ class _NoBar:
         pass
 
 
-def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, base: int,
-         progress: bool = False, team: _Team | None = None) -> dict[str, Any]:
+def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: bool, team: "_Team",
+         progress: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
-    team = team or _Team(base=base)
     out.mkdir(parents=True, exist_ok=True)
     if str(source) == "-" and resume:
         raise DedupError("--resume needs an input file or folder (not stdin)")
