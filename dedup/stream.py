@@ -344,7 +344,6 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     result: dict[str, Any] = {}
     garbled_copies = 0
     n_ex = config.output.report_examples
-    stats.setdefault("output", {"seconds": 0.0})
 
     def finish_jobs():
         ends = [*spill.starts[1:], None]
@@ -363,14 +362,11 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
             for name, seconds in got["seconds"].items():
                 timed.add(name, seconds)
             if k != written and got["frames"] is not None:  # made here, out of turn: held on disk, not in memory
-                got["files"] = _spill_frames(work.folder, k, got.pop("frames"))
-                got["frames"] = None
+                got["files"], got["frames"] = _spill_frames(work.folder, k, got["frames"]), None
             ready[k] = got
             while written in ready:  # every batch up to here is finished: write them in order
                 done = ready.pop(written)
-                t0 = time.perf_counter()
-                _write_frames(writers, done)
-                stats["output"]["seconds"] = round(stats["output"]["seconds"] + time.perf_counter() - t0, 4)
+                timed("output", _write_frames, writers, done)
                 garbled_copies += done["garbled_copies"]
                 samples = merge_samples([samples, done["samples"]], n_ex) if samples else done["samples"]
                 result = add_counts(result, done["counts"])
