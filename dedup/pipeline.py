@@ -309,7 +309,7 @@ class Checkpoints:
         self.reused = 0
 
     def path(self, kind: str, k: int, ext: str = "parquet") -> Path:
-        return self.folder / f"{kind}-{k:06d}.{ext}"
+        return work_file(self.folder, kind, k, ext)
 
     def done(self, k: int) -> bool:
         return self.path("batch", k, "json").exists()
@@ -339,9 +339,14 @@ class Checkpoints:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def work_file(folder: Path, kind: str, k: int, ext: str = "parquet") -> Path:
+    """The work folder's file of ``kind`` for batch ``k`` (``batch-000003.json``, ``keys-000003.parquet``)."""
+    return folder / f"{kind}-{k:06d}.{ext}"
+
+
 def read_batch(folder: Path, k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The documents and passages of finished batch ``k`` in the work ``folder``."""
-    parts = json.loads((folder / f"batch-{k:06d}.json").read_text(encoding="utf-8"))["parts"]
+    parts = json.loads(work_file(folder, "batch", k, "json").read_text(encoding="utf-8"))["parts"]
     return _concat([read_part(folder, k, p) for p in range(parts)])
 
 
@@ -357,7 +362,7 @@ def save_batch(folder: Path, k: int, docs: pl.DataFrame, passages: pl.DataFrame,
 
 def finish_batch(folder: Path, k: int, parts: int) -> None:
     """Mark batch ``k`` done: its ``parts`` parts are written."""
-    write_text(folder / f"batch-{k:06d}.json", json.dumps({"parts": parts}) + "\n")
+    write_text(work_file(folder, "batch", k, "json"), json.dumps({"parts": parts}) + "\n")
 
 
 def part_files(folder: Path, k: int, p: int) -> tuple[Path, Path]:
