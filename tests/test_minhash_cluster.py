@@ -9,7 +9,7 @@ import pytest
 from datasketch import MinHash, MinHashLSH
 
 from dedup import schema as S
-from dedup.cluster import DisjointSet, cluster_documents, cluster_inputs, parse_date
+from dedup.cluster import DisjointSet, cluster_documents, cluster_inputs, component_roots, parse_date
 from dedup.config import ClusterConfig
 from dedup.minhash import char_shingles, fold, jaccard, lsh_pairs, shingle_hash32, signatures, word_shingles
 from dedup.normalise import normalise
@@ -70,6 +70,36 @@ def test_big_bucket_becomes_a_chain():
     for i, j in pairs.tolist():
         ds.union(i, j)
     assert len({ds.find(i) for i in range(200)}) == 1
+
+
+def _roots_by_disjoint_set(edges: list[tuple[int, int]]) -> dict[int, int]:
+    """The reference: each row on an edge and its component's smallest row, from the union-find."""
+    nodes = sorted({x for e in edges for x in e})
+    index = {x: k for k, x in enumerate(nodes)}
+    ds = DisjointSet(len(nodes))
+    for a, b in edges:
+        ds.union(index[a], index[b])
+    return {x: nodes[ds.find(index[x])] for x in nodes}
+
+
+def _graphs():
+    rng = np.random.default_rng(7)
+    yield "none", []
+    yield "one edge", [(5, 3)]
+    yield "a chain, largest rows first", [(k + 1, k) for k in range(500, 0, -1)]
+    yield "a chain, every other link first", [(k, k + 1) for k in range(0, 300, 2)] + [(k, k + 1) for k in range(1, 300, 2)]
+    yield "a star on its largest row", [(1000, k) for k in range(0, 1000, 7)]
+    yield "repeats and loops", [(4, 9), (9, 4), (4, 9), (2, 2), (9, 30)]
+    for n, m in ((60, 40), (2000, 1500), (5000, 20000)):  # sparse (many small clusters) to one giant one
+        rows = rng.choice(10**9, size=n, replace=False)
+        yield f"random {n} rows, {m} edges", [tuple(map(int, rows[rng.integers(0, n, 2)])) for _ in range(m)]
+
+
+@pytest.mark.parametrize("name, edges", list(_graphs()), ids=[g[0] for g in _graphs()])
+def test_component_roots_equal_disjoint_set(name, edges):
+    nodes, roots = component_roots(np.asarray(edges, dtype=np.int64).reshape(-1, 2))
+    assert nodes.tolist() == sorted({x for e in edges for x in e})
+    assert dict(zip(nodes.tolist(), roots.tolist())) == _roots_by_disjoint_set(edges)
 
 
 def test_groups_keep_pairs_apart():

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from .. import schema as S
-from ..cluster import DisjointSet, batch_signatures, duplicate_links, keep_order, screened, whitespace_key
+from ..cluster import batch_signatures, component_roots, duplicate_links, keep_order, screened, whitespace_key
 from ..cluster import verify_pairs as verified_mask
 from ..config import PipelineConfig
 from ..errors import DedupError, InputError
@@ -400,13 +400,8 @@ def components(spark, edges, config: PipelineConfig):
     """``(_row, root)`` for every row on an edge; root = the component's smallest row."""
     n_edges = edges.count()
     if n_edges <= config.engine.driver_components_max:
-        pairs = [(r[0], r[1]) for r in edges.collect()]
-        nodes = sorted({x for p in pairs for x in p})
-        index = {x: k for k, x in enumerate(nodes)}  # sorted, so the smallest index is the smallest row
-        ds = DisjointSet(len(nodes))
-        for a, b in pairs:
-            ds.union(index[a], index[b])
-        rows = [(x, nodes[ds.find(index[x])]) for x in nodes]
+        nodes, root = component_roots([(r[0], r[1]) for r in edges.collect()])
+        rows = list(zip(nodes.tolist(), root.tolist()))
         return spark.createDataFrame(rows, f"{S.ROW} long, root long"), "driver"
     return label_propagation(spark, edges), "spark"
 
