@@ -126,8 +126,9 @@ def _clean_streaming(args, config, out: Path, progress: bool) -> int:
     if not args.quiet:
         _summary(stats, out / "report.md")
         eng = stats["engine"]
-        print(f"streamed in {eng['batches']} batches; peak memory {eng['peak_rss_bytes'] / 1e6:.0f} MB "
-              f"(budget {eng['memory_budget']})", file=sys.stderr)
+        print(f"streamed in {eng['batches']} batches on {eng['processes']} process(es); memory for data peaked at "
+              f"{eng['data_peak_bytes'] / 1e6:.0f} MB of the {eng['memory_budget']} budget "
+              f"({eng['peak_rss_bytes'] / 1e6:.0f} MB with what dedup holds before reading)", file=sys.stderr)
     return 0
 
 

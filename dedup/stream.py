@@ -187,11 +187,15 @@ def clean_streaming(source: str | Path, config: PipelineConfig, out_dir: str | P
         base = _base_rss(config)
         bases = dict(f.result() for f in warming)
         team = _Team(base, pool, workers.count - 1, bases)
-        return _run(source, config, Path(out_dir), Budget.of(config, team.processes), resume=resume, team=team,
-                    progress=progress)
+        budget = Budget.of(config, team.processes)
+        stats = _run(source, config, Path(out_dir), budget, resume=resume, team=team, progress=progress)
     finally:
         pa.set_memory_pool(arrow_pool)
         workers.close()
+    warning = over_budget_warning(stats["engine"], budget.bytes)  # not the warm-up's, which has no base
+    if warning:
+        print(warning, file=sys.stderr)
+    return stats
 
 
 def _processes(source, config: PipelineConfig) -> int:
@@ -405,6 +409,18 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
     write_text(out / "report.md", report)
     write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")  # last: the manifest
     return stats
+
+
+def over_budget_warning(engine: dict[str, Any], budget: int) -> str | None:
+    """The line a streamed run prints when its measured memory for data (``engine``: its
+    ``stats.json`` block) rose above the ``budget`` (bytes), naming the pass that crossed it; None
+    when it stayed within. The peaks by pass add up from the start, so the first above is the one."""
+    peak = engine["data_peak_bytes"]
+    if peak <= budget:
+        return None
+    crossed = next(name for name, value in engine["data_peak_bytes_by_pass"].items() if value > budget)
+    return (f"dedup: warning: memory for data peaked at {peak / 1e6:.0f} MB, above the {engine['memory_budget']} budget, "
+            f"in the {crossed} pass; give a larger --memory-budget (README: what the budget does not bound)")
 
 
 def _stage_batch(frame: pl.DataFrame, run_config: PipelineConfig, config: PipelineConfig, folder: Path, k: int) -> dict[str, Any]:
