@@ -186,6 +186,8 @@ def test_a_run_over_its_budget_says_so():
               "data_peak_bytes_by_pass": {"documents": 246_906_880, "cluster": 463_142_912, "verdicts": 468_017_152,
                                           "outputs": 468_017_152}}
     assert over_budget_warning(within, 512 * 10**6) is None
+    late = {**within, "data_peak_bytes": 513 * 10**6}  # over only after the last pass's reading
+    assert "above the 512MB budget, in the outputs pass" in over_budget_warning(late, 512 * 10**6)
 
 
 def test_peak_memory_stays_under_the_budget_on_an_input_several_times_larger(tmp_path):
