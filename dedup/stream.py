@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import mmap
 import os
 import resource
 import shutil
@@ -591,6 +593,7 @@ class _Spill:
         self.work = work
         self.batches = 0
         self.starts: list[int] = []
+        self._headers: dict[Path, tuple[tuple[int, ...], np.dtype, int]] = {}  # .npy file: shape, dtype, data offset
 
     def add(self, k: int, first_row: int) -> None:
         assert k == self.batches
@@ -656,7 +659,28 @@ class _Spill:
         return out
 
     def array(self, kind: str, k: int) -> np.ndarray:
-        return np.load(self.work.path(kind, k, "npy"), mmap_mode="r")
+        """Batch ``k``'s saved array of this kind, memory-mapped (a read touches only its pages).
+
+        Clustering asks for each batch's arrays once per band and once per chunk of candidates (31,638
+        times for the 100k-document corpus at 128 MB); ``np.load(mmap_mode="r")`` parsed the file's
+        header each time (with ``ast``) and resolved its path: 7.5 of the pass's 19 s under cProfile.
+        The header is read once per file."""
+        path = self.work.path(kind, k, "npy")
+        header = self._headers.get(path)
+        if header is None:
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                         else np.lib.format.read_array_header_2_0)(fh)
+                assert not fortran, path  # saved C-ordered (each band a contiguous row)
+                header = self._headers[path] = (shape, dtype, fh.tell())
+        shape, dtype, offset = header
+        n = math.prod(shape)
+        if not n:
+            return np.empty(shape, dtype=dtype)
+        with open(path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(mapped, dtype=dtype, count=n, offset=offset).reshape(shape)
 
 
 def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: Budget) -> tuple[pl.DataFrame, dict]:
