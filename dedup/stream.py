@@ -593,7 +593,7 @@ class _Spill:
         self.work = work
         self.batches = 0
         self.starts: list[int] = []
-        self._headers: dict[Path, tuple[tuple[int, ...], np.dtype, int]] = {}  # .npy file: shape, dtype, data offset
+        self._headers: dict[Path, tuple] = {}  # each .npy file's shape, dtype, data offset and order
 
     def add(self, k: int, first_row: int) -> None:
         assert k == self.batches
@@ -672,15 +672,14 @@ class _Spill:
                 version = np.lib.format.read_magic(fh)
                 shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                          else np.lib.format.read_array_header_2_0)(fh)
-                assert not fortran, path  # saved C-ordered (each band a contiguous row)
-                header = self._headers[path] = (shape, dtype, fh.tell())
-        shape, dtype, offset = header
+                header = self._headers[path] = (shape, dtype, fh.tell(), "F" if fortran else "C")
+        shape, dtype, offset, order = header
         n = math.prod(shape)
         if not n:
             return np.empty(shape, dtype=dtype)
         with open(path, "rb") as fh:
             mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        return np.frombuffer(mapped, dtype=dtype, count=n, offset=offset).reshape(shape)
+        return np.frombuffer(mapped, dtype=dtype, count=n, offset=offset).reshape(shape, order=order)
 
 
 def _cluster(keys: pl.DataFrame, spill: _Spill, config: PipelineConfig, budget: Budget) -> tuple[pl.DataFrame, dict]:

@@ -171,6 +171,26 @@ def test_memory_budget_is_a_size():
         Budget.of(load_config(None, ['engine.memory_budget="10MB"']))
 
 
+def test_saved_arrays_read_back_as_numpy_saved_them(tmp_path):
+    """Clustering's reader of the batches' .npy files (header parsed once per file, then a memory
+    map) gives what np.load gives: C- and Fortran-ordered arrays, empty ones, read twice."""
+    import numpy as np
+
+    from dedup.pipeline import Checkpoints
+    from dedup.stream import _Spill
+
+    work = Checkpoints(tmp_path / "work", "fingerprint", False)
+    spill = _Spill(work)
+    arrays = [np.arange(12, dtype=np.uint64).reshape(3, 4), np.asfortranarray(np.arange(12, dtype=np.uint32).reshape(3, 4)),
+              np.empty((0, 128), np.uint32), np.empty((32, 0), np.uint64)]
+    for k, a in enumerate(arrays):
+        np.save(work.path("sig", k, "npy"), a)
+    for _ in range(2):
+        for k, a in enumerate(arrays):
+            got = spill.array("sig", k)
+            assert got.shape == a.shape and got.dtype == a.dtype and np.array_equal(got, a)
+
+
 def test_a_run_over_its_budget_says_so():
     """The engine block of a real run that went over: the 1M-document benchmark corpus at 512 MB,
     garble off, before clustering was linked in numpy (its clustering pass crossed the budget)."""
