@@ -189,6 +189,11 @@ def test_saved_arrays_read_back_as_numpy_saved_them(tmp_path):
         for k, a in enumerate(arrays):
             got = spill.array("sig", k)
             assert got.shape == a.shape and got.dtype == a.dtype and np.array_equal(got, a)
+    # sent to a worker (pass 3), the spill leaves its header cache behind, and reads as before
+    import pickle
+
+    sent = pickle.loads(pickle.dumps(spill))
+    assert spill._headers and not sent._headers and np.array_equal(sent.array("sig", 1), arrays[1])
 
 
 def test_a_run_over_its_budget_says_so():
