@@ -14,7 +14,7 @@ import polars as pl
 
 from . import schema as S
 from .config import SegmentConfig
-from .normalise import map_offsets
+from .normalise import map_offsets_list
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _INDENTED_LINE = re.compile(r"\n(?=[ \t]+\S)")
@@ -150,22 +150,21 @@ def segment(frame: pl.DataFrame, config: SegmentConfig | None = None) -> pl.Data
     """The stage: one row per passage of every document (the document frame itself is unchanged)."""
     config = config or SegmentConfig()
     split = SPLITTERS[config.unit]
-    cols: dict[str, list] = {name: [] for name in PASSAGE_SCHEMA}
+    found = []  # a tuple per passage: the schema's columns but kind and words
     for row, doc_id, raw, norm, an, ar in frame.select(
         S.ROW, S.DOC_ID, S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW
     ).iter_rows():
         raw = raw or ""
         spans = split(norm)
-        # one vectorised mapping per document: a huge document has many passages and many anchors
-        ends = map_offsets(an, ar, [p for span in spans for p in span]).tolist() if spans else []
+        # one mapping per document (vectorised when it has many passages)
+        ends = map_offsets_list(an, ar, [p for span in spans for p in span]) if spans else []
         for k, (s, e) in enumerate(spans):
-            text = norm[s:e]
-            rs, re_ = _trim_raw(raw, ends[2 * k], ends[2 * k + 1])
-            for name, value in zip(PASSAGE_SCHEMA, (row, doc_id, k, s, e, rs, re_, None, text, None)):
-                cols[name].append(value)
-    kinds, words = kinds_and_words(cols[S.P_TEXT], config)
+            found.append((row, doc_id, k, s, e, *_trim_raw(raw, ends[2 * k], ends[2 * k + 1]), norm[s:e]))
+    columns = list(zip(*found)) or [()] * 8
+    kinds, words = kinds_and_words(list(columns[7]), config)
+    cols = dict(zip([S.ROW, S.DOC_ID, S.P_INDEX, S.P_NORM_START, S.P_NORM_END, S.P_START, S.P_END, S.P_TEXT], columns))
     cols[S.P_KIND], cols[S.P_WORDS] = kinds, words
-    return pl.DataFrame(cols, schema=PASSAGE_SCHEMA)
+    return pl.DataFrame({name: cols[name] for name in PASSAGE_SCHEMA}, schema=PASSAGE_SCHEMA)
 
 
 def kinds_and_words(texts: list[str], config: SegmentConfig) -> tuple[list[str], list[int]]:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.config import NormaliseConfig
-from dedup.normalise import FIXERS, fix_quotes, map_offsets, normalise_text
+from dedup.normalise import FIXERS, fix_quotes, map_offsets, map_offsets_list, normalise_text
 
 from .conftest import DATA, FTFY_CASES, need
 
@@ -126,6 +126,17 @@ def test_property_never_raises_idempotent_and_maps_monotonically(raw):
     mapped = map_offsets(r.anchor_norm, r.anchor_raw, positions).tolist()
     assert mapped[0] >= 0 and mapped[-1] <= len(raw)
     assert all(a <= b for a, b in zip(mapped, mapped[1:]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_strategy, st.lists(st.integers(min_value=-3, max_value=130), max_size=150))
+def test_offsets_mapped_in_python_agree_with_numpy(raw, positions):
+    # real anchors (one, or many where fixers moved text), positions few and many, inside and past the text
+    r = normalise_text(raw)
+    for some in (positions[:5], positions[:64], positions, list(range(len(r.text) + 1))):
+        expected = map_offsets(r.anchor_norm, r.anchor_raw, some).tolist() if some else []
+        got = map_offsets_list(r.anchor_norm, r.anchor_raw, some)
+        assert got == expected and all(type(x) is int for x in got)
 
 
 _ODD_SPACES = st.text(alphabet=" \t\n\u00a0\u2009\u200bab.é&\r\x07", max_size=40)
