@@ -417,13 +417,18 @@ def normalise_text(raw: str, config: NormaliseConfig | None = None) -> Normalise
     for start, end in _units(raw, config.max_unit_chars):
         unit = raw[start:end]
         cur, bounds = unit, None
+        left: dict[str, str] = {}  # each fixer's last input that it returned unchanged
         # One fixer can expose work for another (removing a zero-width space can complete a mojibake
-        # sequence), so passes repeat until one changes nothing: the result is then idempotent.
+        # sequence), so passes repeat until one changes nothing: the result is then idempotent. A
+        # fixer is a pure function, so one that left this very text unchanged would again: not asked.
         for _ in range(MAX_PASSES):
             changed = False
             for name, fix in fixers:
+                if left.get(name) is cur:
+                    continue
                 new, detail = _WITH_DETAIL[name](cur) if name in _WITH_DETAIL else (fix(cur), "")
                 if new == cur:
+                    left[name] = cur
                     continue
                 changed = True
                 if bounds is None:

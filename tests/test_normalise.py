@@ -94,6 +94,20 @@ def test_idempotent_on_seed(seed_text):
     assert normalise_text(once).text == once
 
 
+def test_a_fixer_is_not_asked_again_about_text_it_left_alone(monkeypatch):
+    # ftfy changes the text in the first pass; the second pass asks ftfy about its own output, but
+    # not the quotes and whitespace fixers, which were given that very text already and kept it
+    calls = []
+    for name in ("quotes", "whitespace"):
+        monkeypatch.setitem(FIXERS, name, lambda text, f=FIXERS[name], name=name: calls.append(name) or f(text))
+    r = normalise_text("AT&amp;T said on Monday it would not comment.")
+    assert r.text == "AT&T said on Monday it would not comment." and r.fixes == ["ftfy"]
+    assert calls == ["quotes", "whitespace"]
+    calls.clear()
+    r = normalise_text("Kyiv\u00a0 said “no” .")  # the last fixer changes it: every fixer reads its result
+    assert r.text == "Kyiv said “no” ." and calls == ["quotes", "whitespace", "quotes", "whitespace"]
+
+
 def test_mojibake_change_maps_to_raw():
     raw = "Tensions are rising â€˜off-the-scaleâ€™ in Europeâ€™s east."
     r = normalise_text(raw)
