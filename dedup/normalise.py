@@ -317,11 +317,12 @@ def map_offsets(anchor_norm, anchor_raw, positions):
 
 
 def map_offsets_list(anchor_norm, anchor_raw, positions: list[int]) -> list[int]:
-    """:func:`map_offsets` of a list of positions, as a list. A document's passages ask for a handful
-    at a time, which numpy's fixed cost per call (about 12 µs: four arrays made, a search, a clip)
-    made a quarter of the segment stage on one-paragraph documents; so a few positions, or any
-    number when there is one anchor (a text normalisation moved nothing in, or moved all alike), are
-    mapped in Python, the same way (a test compares the two).
+    """:func:`map_offsets` of a list of positions, as a list of ints, the anchors being lists (as
+    polars gives them). A document's passages ask for a handful at a time, which numpy's fixed cost
+    per call (about 12 µs: four arrays made, a search, a clip) made a quarter of the segment stage on
+    one-paragraph documents; so a few positions, or any number when there is one anchor (the
+    normaliser shifted nothing, or everything alike), are mapped in Python, the same way (a test
+    compares the two).
 
     >>> map_offsets_list([0, 5], [0, 7], [0, 4, 5, 9]), map_offsets_list([0], [2], [0, 3])
     ([0, 4, 7, 11], [2, 5])

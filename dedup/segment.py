@@ -150,7 +150,7 @@ def segment(frame: pl.DataFrame, config: SegmentConfig | None = None) -> pl.Data
     """The stage: one row per passage of every document (the document frame itself is unchanged)."""
     config = config or SegmentConfig()
     split = SPLITTERS[config.unit]
-    found = []  # a tuple per passage: the schema's columns but kind and words
+    found = []  # a tuple per passage: the columns of _FOUND
     for row, doc_id, raw, norm, an, ar in frame.select(
         S.ROW, S.DOC_ID, S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW
     ).iter_rows():
@@ -160,11 +160,13 @@ def segment(frame: pl.DataFrame, config: SegmentConfig | None = None) -> pl.Data
         ends = map_offsets_list(an, ar, [p for span in spans for p in span]) if spans else []
         for k, (s, e) in enumerate(spans):
             found.append((row, doc_id, k, s, e, *_trim_raw(raw, ends[2 * k], ends[2 * k + 1]), norm[s:e]))
-    columns = list(zip(*found)) or [()] * 8
-    kinds, words = kinds_and_words(list(columns[7]), config)
-    cols = dict(zip([S.ROW, S.DOC_ID, S.P_INDEX, S.P_NORM_START, S.P_NORM_END, S.P_START, S.P_END, S.P_TEXT], columns))
-    cols[S.P_KIND], cols[S.P_WORDS] = kinds, words
+    cols = {name: list(values) for name, values in zip(_FOUND, zip(*found))} if found else {name: [] for name in _FOUND}
+    cols[S.P_KIND], cols[S.P_WORDS] = kinds_and_words(cols[S.P_TEXT], config)
     return pl.DataFrame({name: cols[name] for name in PASSAGE_SCHEMA}, schema=PASSAGE_SCHEMA)
+
+
+# the passage columns found while cutting, in the order of segment's tuples (kind and words come after)
+_FOUND = (S.ROW, S.DOC_ID, S.P_INDEX, S.P_NORM_START, S.P_NORM_END, S.P_START, S.P_END, S.P_TEXT)
 
 
 def kinds_and_words(texts: list[str], config: SegmentConfig) -> tuple[list[str], list[int]]:
