@@ -513,7 +513,7 @@ def finish_documents(docs: pl.DataFrame, passages: pl.DataFrame, config: Pipelin
         .otherwise(None)
     )
     docs = docs.with_columns(reason.alias(S.DROP_REASON))
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         near = int((docs[S.DUP_KIND] == "near").sum())
         pool = workers.pool(near // _NEAR_PER_JOB) if workers is not None else None
         docs = timed("garble", score_documents, docs, config.garble, kept, pool, workers.count if pool else 1)
@@ -568,7 +568,7 @@ def run(documents: pl.DataFrame, config: PipelineConfig, workers: Workers, *, pr
     )
     stats["cluster"].update(cstats)
     docs, passages = finish_documents(docs, passages, config, timed, workers=workers)
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         stats["garble"]["near_duplicates_garbled"] = int((docs[S.G_LABEL] == "garbled").sum())
     if bar is not None:
         bar.close()

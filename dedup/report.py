@@ -163,9 +163,11 @@ def _garble_section(stats: dict, config: PipelineConfig, p: pl.DataFrame, n_ex: 
         f"original, {st['garbled_by_mode'].get('unpaired', 0)} on intrinsic signals alone), {labels.get('faithful', 0)} faithful, "
         f"{labels.get('not scored', 0)} not scored (fragments, fewer than {config.garble.min_words} words). "
         f"Threshold {config.garble.threshold}; action `{config.garble.action}` "
-        f"({st['passages_dropped']} passages dropped for it). {st.get('near_duplicates_garbled', 0)} near-duplicate documents "
-        f"differ from the copy kept in a way the scorer calls garbled (`dropped` lists their reasons). "
-        f"Scoring took {st['seconds']:.2f} s, {100 * share:.1f}% of the run.",
+        f"({st['passages_dropped']} passages dropped for it). "
+        + (f"{st.get('near_duplicates_garbled', 0)} near-duplicate documents differ from the copy kept in a way the scorer "
+           f"calls garbled (`dropped` lists their reasons). " if config.garble.scores_copies else
+           "Near-duplicate documents were not scored against the copy kept (`garble.near_copies = false`). ")
+        + f"Scoring took {st['seconds']:.2f} s, {100 * share:.1f}% of the run.",
     ]
     if st["reasons_by_type"]:
         lines += ["", "| reason | findings |", "|---|---:|"]

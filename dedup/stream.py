@@ -388,7 +388,7 @@ def _run(source, config: PipelineConfig, out: Path, budget: Budget, *, resume: b
         for w in writers.values():
             w.abort()
         raise
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         stats["garble"]["near_duplicates_garbled"] = garbled_copies
     stats["result"] = {"kept": result.get("kept", 0), "dropped": result.get("dropped", 0),
                        "dropped_by_reason": result.get("dropped_by_reason", {})}
@@ -459,7 +459,7 @@ def _finish_batch(folder: Path, k: int, members: pl.DataFrame, spill: "_Spill", 
     docs, passages = read_batch(folder, k)
     docs = _with_clusters(docs, members)
     kept = None
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         near_kept = docs.filter(pl.col(S.DUP_KIND) == "near")[S.KEPT_ROW].unique().sort()
         kept = spill.frame(near_kept.to_numpy(), [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW])
     stats: dict[str, Any] = {}
@@ -468,7 +468,7 @@ def _finish_batch(folder: Path, k: int, members: pl.DataFrame, spill: "_Spill", 
     batch = Result(docs.with_columns(_missing(docs, columns, config)), passages, {}, config, fmt, list(columns))
     frames = timed("output", batch.output_frames)
     got = {
-        "garbled_copies": int((docs[S.G_LABEL] == "garbled").sum()) if config.garble.enabled else 0,
+        "garbled_copies": int((docs[S.G_LABEL] == "garbled").sum()) if config.garble.scores_copies else 0,
         "samples": report_samples(docs, passages, config.output.report_examples), "counts": result_counts(docs),
         "frames": frames, "files": None,
     }

@@ -46,3 +46,28 @@ def test_accounting_and_offsets_on_reuters(reuters_result):
 def test_stage_functions_drop_no_rows(seed_result):
     docs = seed_result.documents.select(S.ROW, S.DOC_ID, S.TEXT)
     assert dedup.normalise(docs).height == docs.height
+
+
+def test_near_copies_off_leaves_the_dropped_copies_unscored_and_all_else_alike(reuters_result, tmp_path):
+    """``garble.near_copies = false`` on Reuters dev: its 169 near duplicates are "not scored" in
+    ``dropped`` (scored, some garbled, in the default run), and every other output is the same."""
+    from dedup.config import load_config
+
+    from .conftest import REUTERS, need, without_seconds
+
+    on = reuters_result
+    off = dedup.clean(need(REUTERS), load_config(None, ["garble.near_copies=false"]))
+    near = (pl.col(S.DUP_KIND) == "near").fill_null(False)
+    scored, unscored = on.documents.filter(near), off.documents.filter(near)
+    assert unscored.height == scored.height == 169
+    assert (scored[S.G_LABEL] != "not scored").all() and (scored[S.G_LABEL] == "garbled").any()
+    assert (unscored[S.G_LABEL] == "not scored").all() and unscored[S.G_SCORE].is_null().all()
+    assert (unscored[S.G_REASONS].list.len() == 0).all()
+    garble = [S.G_SCORE, S.G_LABEL, S.G_REASONS]
+    assert on.documents.filter(~near).equals(off.documents.filter(~near))
+    assert on.documents.drop(garble).equals(off.documents.drop(garble))
+    assert on.passages.equals(off.passages)
+    assert "near_duplicates_garbled" in on.stats["garble"] and "near_duplicates_garbled" not in off.stats["garble"]
+    off.write(tmp_path / "off")
+    report = without_seconds((tmp_path / "off" / "report.md").read_text(encoding="utf-8"))
+    assert "Near-duplicate documents were not scored against the copy kept (`garble.near_copies = false`)" in report

@@ -80,12 +80,12 @@ def test_spark_matches_polars_on_reuters(tmp_path, spark):
 
 
 def test_label_propagation_and_other_keep_rule(tmp_path, spark):
-    """Components found inside Spark (label propagation) give the driver's answer; keep = earliest
-    and Parquet output agree with the polars engine too."""
+    """Components found inside Spark (label propagation) give the driver's answer; keep = earliest,
+    Parquet output and near copies left unscored agree with the polars engine too."""
     from dedup.engines.spark import clean_spark
 
     src = reuters_head(tmp_path, 2500)
-    over = ["cluster.keep=earliest", "output.format=parquet", "engine.driver_components_max=0"]
+    over = ["cluster.keep=earliest", "output.format=parquet", "engine.driver_components_max=0", "garble.near_copies=false"]
     cfg = load_config(None, over)
     local = clean(src, cfg)
     local.write(tmp_path / "local", "parquet")

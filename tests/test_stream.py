@@ -64,11 +64,12 @@ def test_streaming_writes_what_the_in_memory_run_writes(tmp_path, budget, proces
 
 
 def test_streaming_with_other_rules_and_parquet_output(tmp_path):
-    """keep = earliest (dates read per batch) and longest, garbled passages dropped, Parquet output:
-    the same as in memory."""
+    """keep = earliest (dates read per batch) and longest, garbled passages dropped, Parquet output,
+    and (with longest) near copies left unscored: the same as in memory."""
     src = reuters_head(tmp_path, 2500)
-    for keep in ("earliest", "longest"):
-        setting = ["--set", f"cluster.keep={keep}", "--set", "garble.action=drop", "--format", "parquet"]
+    for keep, copies in (("earliest", "true"), ("longest", "false")):
+        setting = ["--set", f"cluster.keep={keep}", "--set", "garble.action=drop", "--format", "parquet",
+                   "--set", f"garble.near_copies={copies}"]
         assert cli("clean", src, "-o", tmp_path / f"m-{keep}", "-q", *setting).returncode == 0
         proc = cli("clean", src, "-o", tmp_path / f"s-{keep}", "-q", "--memory-budget", "64MB",
                    "--set", "output.checkpoint_documents=300", *setting)

@@ -485,7 +485,7 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
         .when(F.col(S.DUP_KIND) == "near", F.lit(S.REASON_NEAR))
     )
     docs = processed.join(members, S.ROW, "left").withColumn(S.DROP_REASON, reason)
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         cols = [S.TEXT, S.TEXT_NORM, S.ANCHOR_NORM, S.ANCHOR_RAW]
         near = docs.filter(F.col(S.DUP_KIND) == "near").select(S.ROW, S.KEPT_ROW, *cols)
         kept = processed.select(F.col(S.ROW).alias(S.KEPT_ROW), *[F.col(c).alias("kept_" + c) for c in cols])
@@ -510,7 +510,7 @@ def clean_spark(source: str, config: PipelineConfig, out_dir: str, *, spark=None
     for name, block in counts.items():
         stats[name] = block
     stats["cluster"] = {**cstats, "seconds": round(timings["cluster"], 4)}
-    if config.garble.enabled:
+    if config.garble.scores_copies:
         stats.setdefault("garble", {})["near_duplicates_garbled"] = docs.filter(F.col(S.G_LABEL) == "garbled").count()
     stats["result"] = {"kept": kept_n, "dropped": sum(by_reason.values()), "dropped_by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))}
     if kept_n + stats["result"]["dropped"] != n_records:
